@@ -1,0 +1,1 @@
+"""Emojify's common package: messages, wire format, settings, image maths, runtime helpers."""
