@@ -1,0 +1,164 @@
+"""The model-file contract between training and the workers: metadata, hashing, atomic writes.
+
+A model is two files side by side: ``<name>.keras`` (a Keras 3 model taking uint8 grayscale
+faces of ``input_hw`` and returning the probabilities in ``labels`` order, all preprocessing
+inside) and ``<name>.json`` (``ModelMetadata``). Both are written through a temporary file and
+an atomic rename; the metadata carries the model file's SHA-256, so a reader that catches the
+pair between the two renames sees a mismatch and refuses instead of loading half a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.labels import EMOTIONS
+
+FORMAT_VERSION: Final = 1
+
+
+class ModelFileError(Exception):
+    """A model file or its metadata is missing, unreadable or breaks the contract."""
+
+
+class ModelMetadata(BaseModel):
+    """What a worker needs to know about a model file before it loads it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: Literal[1] = FORMAT_VERSION
+    labels: tuple[str, ...] = Field(description="Output order of the probabilities.")
+    input_hw: tuple[int, int] = Field(description="Face size the model takes, height x width.")
+    color: Literal["gray"] = "gray"
+    input_dtype: Literal["uint8"] = "uint8"
+    preprocessing: str = Field(description="What the model does inside before its first layer.")
+    architecture: str
+    dataset: str
+    train_split: str
+    validation_split: str
+    metrics: dict[str, float] = Field(default_factory=dict)
+    epochs: int = Field(ge=0)
+    training_seconds: float = Field(ge=0)
+    created_at: str
+    content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_fer2013(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if labels != EMOTIONS:
+            raise ValueError(f"expected label order {list(EMOTIONS)}, found {list(labels)}")
+        return labels
+
+    @field_validator("input_hw")
+    @classmethod
+    def _input_size_is_sane(cls, input_hw: tuple[int, int]) -> tuple[int, int]:
+        if not all(8 <= side <= 512 for side in input_hw):
+            raise ValueError(f"input_hw sides must be within 8..512, found {input_hw}")
+        return input_hw
+
+    @property
+    def version(self) -> str:
+        """Short, stable name of this model's content, stamped on every result."""
+        return f"{self.architecture}-{self.content_sha256[:12]}"
+
+
+def metadata_path(model_path: Path) -> Path:
+    """The metadata file that belongs to ``model_path``."""
+    return model_path.with_suffix(".json")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_atomic(path: Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    """Let ``write`` fill a temporary file beside ``path``, then rename it over ``path``.
+
+    ``suffix`` keeps the temporary name's extension (Keras refuses to save without ``.keras``).
+    A crash inside ``write`` leaves ``path`` as it was.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_model_files(
+    model_path: Path,
+    save_model: Callable[[Path], None],
+    metadata_without_hash: dict[str, object],
+) -> ModelMetadata:
+    """Write a model and its metadata atomically; return the metadata as written.
+
+    ``save_model`` writes the model to the path it is given (``model.save``). The metadata gets
+    the content hash of exactly the bytes that end up at ``model_path``.
+    """
+    digest: dict[str, str] = {}
+
+    def save_and_hash(tmp: Path) -> None:
+        save_model(tmp)
+        digest["sha256"] = sha256_file(tmp)
+
+    try:
+        metadata = ModelMetadata.model_validate(
+            {**metadata_without_hash, "content_sha256": "0" * 64}
+        )
+    except ValidationError as error:
+        raise ModelFileError(f"refusing to write invalid metadata: {error}") from error
+    write_atomic(model_path, save_and_hash, suffix=model_path.suffix)
+    metadata = metadata.model_copy(update={"content_sha256": digest["sha256"]})
+    text = metadata.model_dump_json(indent=2) + "\n"
+
+    def write_metadata(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    write_atomic(metadata_path(model_path), write_metadata, suffix=".json")
+    return metadata
+
+
+def read_metadata(model_path: Path) -> ModelMetadata:
+    """Read and validate the metadata of ``model_path`` and check it matches the model's bytes.
+
+    Raises ``ModelFileError`` naming the path and what is wrong.
+    """
+    meta_path = metadata_path(model_path)
+    if not model_path.is_file():
+        raise ModelFileError(f"model file not found: {model_path}")
+    if not meta_path.is_file():
+        raise ModelFileError(
+            f"model metadata not found: {meta_path} (expected beside {model_path})"
+        )
+    try:
+        metadata = ModelMetadata.model_validate_json(meta_path.read_bytes())
+    except ValidationError as error:
+        raise ModelFileError(f"invalid model metadata in {meta_path}: {error}") from error
+    actual = sha256_file(model_path)
+    if actual != metadata.content_sha256:
+        raise ModelFileError(
+            f"{model_path} does not match its metadata: sha256 {actual[:12]}…, "
+            f"metadata says {metadata.content_sha256[:12]}… (half-written or replaced file?)"
+        )
+    return metadata

@@ -1,0 +1,88 @@
+"""Settings base for every service: command line > environment > defaults, validated at start."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Literal, TextIO, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+__all__ = ["EXIT_BAD_SETTINGS", "ServiceSettings", "load_settings"]
+
+EXIT_BAD_SETTINGS = 2
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; subclasses add theirs and set ``env_prefix``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOJIFY_",
+        extra="forbid",
+        cli_parse_args=False,
+        cli_kebab_case=True,
+        # We print one clear line ourselves instead of argparse's usage dump.
+        cli_exit_on_error=False,
+        cli_implicit_flags=True,
+        cli_hide_none_type=True,
+        cli_avoid_json=True,
+        validate_default=True,
+        case_sensitive=False,
+    )
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Logging threshold."
+    )
+    stats_interval_s: float = Field(
+        default=10.0, ge=0.5, le=3600.0, description="Seconds between periodic stats lines."
+    )
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _describe(cls: type[ServiceSettings], error: ValidationError) -> str:
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        field = str(loc[0]) if loc else "<settings>"
+        where = (
+            f"{field} ({_flag(field)} / {prefix}{field.upper()})"
+            if field in cls.model_fields
+            else field
+        )
+        lines.append(f"{where}: found {item.get('input')!r}; expected: {item['msg']}")
+    return "; ".join(lines)
+
+
+def _default_prog(cls: type[ServiceSettings]) -> str:
+    module = cls.__module__.removesuffix(".settings").removesuffix(".__main__")
+    return cls.__name__ if module == "__main__" else module
+
+
+def load_settings(
+    cls: type[S], argv: Sequence[str] | None = None, *, stderr: TextIO | None = None
+) -> S:
+    """Build ``cls`` from ``argv`` (``sys.argv[1:]`` when None), the environment and defaults.
+
+    Bad settings print one message naming the setting, the value and what was expected, then
+    raise ``SystemExit(2)``; ``--help`` prints every setting and raises ``SystemExit(0)``.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    out = sys.stderr if stderr is None else stderr
+    prog = str(cls.model_config.get("cli_prog_name") or _default_prog(cls))
+    try:
+        return cls(_cli_parse_args=args, _cli_prog_name=prog)
+    except ValidationError as error:
+        print(f"{prog}: invalid setting: {_describe(cls, error)}", file=out)
+    except SettingsError as error:
+        # Unknown options, missing values, environment values that do not parse.
+        cause = f" ({error.__cause__})" if error.__cause__ else ""
+        print(f"{prog}: invalid command line or environment: {error}{cause}", file=out)
+    raise SystemExit(EXIT_BAD_SETTINGS)

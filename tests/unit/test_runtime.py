@@ -1,0 +1,176 @@
+"""Runtime helpers: counters, meters, the stats line, logging format and stop signals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from shared.runtime import (
+    LatencyWindow,
+    PeriodicLogger,
+    RateMeter,
+    Stats,
+    format_stats_line,
+    install_stop_handlers,
+    setup_logging,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("values", "p", "expected"),
+    [
+        ([], 50, None),
+        ([5.0], 95, 5.0),
+        ([1.0, 2.0, 3.0, 4.0, 5.0], 50, 3.0),
+        ([5.0, 1.0, 4.0, 2.0, 3.0], 0, 1.0),
+        ([5.0, 1.0, 4.0, 2.0, 3.0], 100, 5.0),
+        ([1.0, 2.0, 3.0, 4.0, 5.0], 95, 4.8),
+        ([10.0, 20.0], 50, 15.0),
+    ],
+)
+def test_latency_percentiles(values: list[float], p: float, expected: float | None) -> None:
+    window = LatencyWindow(maxlen=10)
+    for value in values:
+        window.add(value)
+    result = window.percentile(p)
+    if expected is None:
+        assert result is None
+    else:
+        assert result == pytest.approx(expected)
+
+
+def test_latency_window_keeps_the_last_values() -> None:
+    window = LatencyWindow(maxlen=3)
+    for value in (100.0, 1.0, 2.0, 3.0, float("nan")):
+        window.add(value)
+    assert len(window) == 3
+    assert window.percentile(100) == 3.0
+    with pytest.raises(ValueError):
+        window.percentile(101)
+
+
+def test_stats_counters_from_threads() -> None:
+    stats = Stats()
+
+    def count() -> None:
+        for _ in range(1000):
+            stats.increment("frames")
+
+    threads = [threading.Thread(target=count) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats.increment("drops", 3)
+    assert stats.get("frames") == 4000
+    assert stats.get("missing") == 0
+    snapshot = stats.snapshot()
+    assert snapshot == {"frames": 4000, "drops": 3}
+    snapshot["frames"] = 0
+    assert stats.get("frames") == 4000
+
+
+def test_rate_meter() -> None:
+    clock = FakeClock()
+    meter = RateMeter(window_s=2.0, clock=clock)
+    assert meter.rate() == 0.0
+    clock.now += 1.0
+    meter.mark(10)
+    assert meter.rate() == pytest.approx(10.0)
+    clock.now += 1.0
+    meter.mark(10)
+    assert meter.rate() == pytest.approx(10.0)
+    clock.now += 1.5
+    assert meter.rate() == pytest.approx(5.0)
+    clock.now += 10.0
+    assert meter.rate() == 0.0
+
+
+def test_periodic_logger() -> None:
+    clock = FakeClock()
+    periodic = PeriodicLogger(10.0, clock=clock)
+    assert not periodic.due()
+    clock.now += 9.9
+    assert not periodic.due()
+    clock.now += 0.1
+    assert periodic.due()
+    assert not periodic.due()
+    clock.now += 10.0
+    assert periodic.due()
+
+
+def test_format_stats_line() -> None:
+    line = format_stats_line(
+        {
+            "p95_ms": 20.04,
+            "extra": 1,
+            "fps_in": 12.345,
+            "fps_out": 12.0,
+            "drops": 3,
+            "malformed": 0,
+            "p50_ms": None,
+        }
+    )
+    assert line == "fps_in=12.3 fps_out=12.0 drops=3 malformed=0 p50_ms=- p95_ms=20.0 extra=1"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_setup_logging_names_service_and_pid(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("capture", "debug")
+    logging.getLogger("services.capture").debug("hello %s", "there")
+    err = capsys.readouterr().err
+    assert f" DEBUG capture[{os.getpid()}] services.capture: hello there" in err
+
+
+@pytest.fixture
+def restore_signals() -> Iterator[None]:
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_handler_sets_event(restore_signals: None, sig: signal.Signals) -> None:
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    os.kill(os.getpid(), sig)
+    assert stop.wait(timeout=2.0)
+
+
+def test_stop_handlers_need_main_thread(restore_signals: None) -> None:
+    errors: list[BaseException] = []
+
+    def install() -> None:
+        try:
+            install_stop_handlers(threading.Event())
+        except RuntimeError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=install)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1

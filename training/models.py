@@ -1,0 +1,97 @@
+"""The emotion CNNs by name, and the served model built around a trained one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+
+from shared.keras_layers import HorizontalFlip, LogitAdjustment
+from shared.labels import NUM_EMOTIONS
+
+Builder = Callable[[tuple[int, int], int], keras.Model]
+
+
+def augmentation(crop_hw: tuple[int, int]) -> list[keras.layers.Layer]:
+    """Training-only jitter, then the fixed centre crop that training and serving share.
+
+    The random layers are identities at inference, so serving sees exactly the centre crop
+    (a random crop in training, because the shift comes before it).
+    """
+    return [
+        keras.layers.RandomFlip("horizontal"),
+        keras.layers.RandomRotation(0.04, fill_mode="reflect"),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect"),
+        keras.layers.RandomTranslation(0.09, 0.09, fill_mode="reflect"),
+        keras.layers.RandomContrast(0.2),
+        keras.layers.CenterCrop(*crop_hw),
+    ]
+
+
+def build_vgg(
+    input_hw: tuple[int, int],
+    num_classes: int,
+    widths: Sequence[int] = (48, 96, 192, 384),
+    crop_hw: tuple[int, int] = (40, 40),
+    dropout: float = 0.3,
+) -> keras.Model:
+    """Our default: four VGG blocks (two 3x3 conv + BN + ReLU, max-pool), global-average head."""
+    inputs = keras.Input((*input_hw, 1), dtype="uint8", name="face_gray")
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    for layer in augmentation(crop_hw):
+        x = layer(x)
+    for width in widths:
+        for _ in range(2):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.ReLU()(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="vgg")
+
+
+def build_seed(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
+    """The seed tutorials' network: four convolutions and a 1024-unit dense layer (baseline)."""
+    inputs = keras.Input((*input_hw, 1), dtype="uint8", name="face_gray")
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(32, 3, activation="relu")(x)
+    x = keras.layers.Conv2D(64, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dropout(0.25)(x)
+    x = keras.layers.Conv2D(128, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(128, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dropout(0.25)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(1024, activation="relu")(x)
+    x = keras.layers.Dropout(0.5)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name="seed")
+
+
+ARCHITECTURES: dict[str, Builder] = {"vgg": build_vgg, "seed": build_seed}
+
+
+def build_model(arch: str, input_hw: tuple[int, int], num_classes: int = NUM_EMOTIONS) -> keras.Model:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](input_hw, num_classes)
+
+
+def served_model(trained: keras.Model, logit_bias: Sequence[float], mirror: bool = True) -> keras.Model:
+    """Wrap a trained network for serving: mirror-averaged probabilities, prior adjustment.
+
+    Takes and returns exactly what the trained network does (uint8 faces in, probabilities
+    out), so the worker needs no knowledge of either trick.
+    """
+    inputs = keras.Input(trained.input_shape[1:], dtype="uint8", name="face_gray")
+    probabilities: Any = trained(inputs)
+    if mirror:
+        mirrored = trained(HorizontalFlip()(inputs))
+        probabilities = keras.layers.Average()([probabilities, mirrored])
+    outputs = LogitAdjustment(list(logit_bias), name="logit_adjustment")(probabilities)
+    return keras.Model(inputs, outputs, name=f"served_{trained.name}")
