@@ -17,7 +17,9 @@ from shared.labels import EMOTIONS
 log = logging.getLogger(__name__)
 
 Split = Literal["train", "test", "private"]
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+)
 CSV_USAGE: dict[Split, str] = {"train": "Training", "test": "PublicTest", "private": "PrivateTest"}
 FER_SIDE = 48
 
@@ -47,7 +49,9 @@ def load_split(data: Path, split: Split) -> Examples:
         return load_csv_split(data, split)
     if data.is_dir():
         return load_folder_split(data / split)
-    raise DatasetError(f"data not found: {data} (expected a folder with train/ and test/, or a CSV)")
+    raise DatasetError(
+        f"data not found: {data} (expected a folder with train/ and test/, or a CSV)"
+    )
 
 
 def load_folder_split(folder: Path) -> Examples:
@@ -59,7 +63,9 @@ def load_folder_split(folder: Path) -> Examples:
     for index, emotion in enumerate(EMOTIONS):
         class_dir = folder / emotion
         if not class_dir.is_dir():
-            raise DatasetError(f"class folder missing: {class_dir} (need one per emotion: {EMOTIONS})")
+            raise DatasetError(
+                f"class folder missing: {class_dir} (need one per emotion: {EMOTIONS})"
+            )
         paths = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for path in paths:
             images.append(read_face(path))
@@ -92,8 +98,8 @@ def load_csv_split(path: Path, split: Split) -> Examples:
         for line, row in enumerate(reader, start=2):
             if row["Usage"] != usage:
                 continue
-            images.append(_parse_pixels(row["pixels"], path, line))
             labels.append(_parse_label(row["emotion"], path, line))
+            images.append(_parse_pixels(row["pixels"], path, line))
     if not labels:
         raise DatasetError(f"{path}: no rows with Usage={usage}")
     return Examples(_stack(images), np.asarray(labels, dtype=np.int64), f"{path}:{usage}")
@@ -119,9 +125,7 @@ def _stack(images: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
     return np.stack(images)[..., np.newaxis]
 
 
-def stratified_holdout(
-    examples: Examples, fraction: float, seed: int
-) -> tuple[Examples, Examples]:
+def stratified_holdout(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
     """Split off ``fraction`` of each class (seeded) as a tuning slice; return (rest, slice)."""
     rng = np.random.default_rng(seed)
     held: list[npt.NDArray[np.int64]] = []

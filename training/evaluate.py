@@ -38,8 +38,10 @@ def write_report(
     metrics = classification_metrics(labels, predicted)
     matrix = confusion_matrix(labels, predicted)
     (run_dir / "metrics.json").write_text(
-        json.dumps({"metrics": metrics, "confusion_matrix": matrix.tolist(), "labels": EMOTIONS},
-                   indent=2) + "\n"
+        json.dumps(
+            {"metrics": metrics, "confusion_matrix": matrix.tolist(), "labels": EMOTIONS}, indent=2
+        )
+        + "\n"
     )
     (run_dir / "per_class.md").write_text(per_class_table(metrics, matrix))
     plot_confusion(matrix, run_dir / "confusion_matrix.png")
@@ -52,8 +54,9 @@ def per_class_table(metrics: dict[str, float], matrix: npt.NDArray[np.int64]) ->
     rows = ["| emotion | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for index, emotion in enumerate(EMOTIONS):
         rows.append(
-            f"| {emotion} | {metrics[f'precision_{emotion}']:.3f} | {metrics[f'recall_{emotion}']:.3f}"
-            f" | {metrics[f'f1_{emotion}']:.3f} | {int(matrix[index].sum())} |"
+            f"| {emotion} | {metrics[f'precision_{emotion}']:.3f}"
+            f" | {metrics[f'recall_{emotion}']:.3f} | {metrics[f'f1_{emotion}']:.3f}"
+            f" | {int(matrix[index].sum())} |"
         )
     rows.append(f"\nAccuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}\n")
     return "\n".join(rows)
@@ -75,8 +78,15 @@ def plot_confusion(matrix: npt.NDArray[np.int64], path: Path) -> None:
     for row in range(len(EMOTIONS)):
         for col in range(len(EMOTIONS)):
             colour = "white" if normalised[row, col] > 0.5 else "black"
-            axes.text(col, row, f"{normalised[row, col]:.2f}\n{matrix[row, col]}",
-                      ha="center", va="center", fontsize=7, color=colour)
+            axes.text(
+                col,
+                row,
+                f"{normalised[row, col]:.2f}\n{matrix[row, col]}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=colour,
+            )
     figure.colorbar(image)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -109,16 +119,22 @@ def plot_history(history_csv: Path, run_dir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
     parser.add_argument("--model", type=Path, default=Path("models/emotion_model.keras"))
     parser.add_argument("--data", type=Path, required=True, help="class-folder root or fer2013.csv")
     parser.add_argument("--split", choices=("train", "test", "private"), default="test")
-    parser.add_argument("--report-dir", type=Path, default=None,
-                        help="write the report here (default: runs/eval-<model>-<split>)")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="write the report here (default: runs/eval-<model>-<split>)",
+    )
     args = parser.parse_args(argv)
-    from shared.model_file import read_metadata
     from shared.keras_layers import load_model
+    from shared.model_file import read_metadata
 
     metadata = read_metadata(args.model)
     model = load_model(args.model)
@@ -126,9 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     probabilities = predict_probabilities(model, examples.images)
     report_dir = args.report_dir or Path("runs") / f"eval-{args.model.stem}-{args.split}"
     metrics = write_report(report_dir, examples.labels, probabilities)
-    log.info("%s on %s (%d faces): accuracy %.4f, disgust recall %.3f; report in %s",
-             metadata.version, examples.source, len(examples), metrics["accuracy"],
-             metrics["recall_disgust"], report_dir)
+    log.info(
+        "%s on %s (%d faces): accuracy %.4f, disgust recall %.3f; report in %s",
+        metadata.version,
+        examples.source,
+        len(examples),
+        metrics["accuracy"],
+        metrics["recall_disgust"],
+        report_dir,
+    )
     return 0
 
 

@@ -76,13 +76,17 @@ def build_seed(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
 ARCHITECTURES: dict[str, Builder] = {"vgg": build_vgg, "seed": build_seed}
 
 
-def build_model(arch: str, input_hw: tuple[int, int], num_classes: int = NUM_EMOTIONS) -> keras.Model:
+def build_model(
+    arch: str, input_hw: tuple[int, int], num_classes: int = NUM_EMOTIONS
+) -> keras.Model:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[arch](input_hw, num_classes)
 
 
-def served_model(trained: keras.Model, logit_bias: Sequence[float], mirror: bool = True) -> keras.Model:
+def served_model(
+    trained: keras.Model, logit_bias: Sequence[float], mirror: bool = True
+) -> keras.Model:
     """Wrap a trained network for serving: mirror-averaged probabilities, prior adjustment.
 
     Takes and returns exactly what the trained network does (uint8 faces in, probabilities

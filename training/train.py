@@ -1,4 +1,4 @@
-"""Train the emotion CNN on FER2013 and write the shared model file: ``python -m training.train``."""
+"""Train the emotion CNN on FER2013 and write the model file workers load (``training.train``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.labels import EMOTIONS
+from shared.model_file import ModelMetadata, utc_now_iso, write_model_files
 from training.data import Examples, class_weights, load_split, stratified_holdout
 
 log = logging.getLogger("training.train")
@@ -48,46 +49,90 @@ class TrainConfig:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="class-folder root (with train/ and test/) or fer2013.csv")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="class-folder root (with train/ and test/) or fer2013.csv",
+    )
     parser.add_argument("--arch", default="vgg", help="network: vgg (default) or seed (baseline)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--learning-rate", type=float, default=0.05,
-                        help="peak of the warm-up + cosine schedule (SGD, Nesterov momentum)")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.05,
+        help="peak of the warm-up + cosine schedule (SGD, Nesterov momentum)",
+    )
     parser.add_argument("--weight-decay", type=float, default=5e-4)
     parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument("--class-weight-power", type=float, default=0.5,
-                        help="0 = no class weighting, 1 = inverse frequency")
-    parser.add_argument("--holdout", type=float, default=0.1,
-                        help="fraction of train/ held out to tune the prior adjustment")
+    parser.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=0.5,
+        help="0 = no class weighting, 1 = inverse frequency",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.1,
+        help="fraction of train/ held out to tune the prior adjustment",
+    )
     parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (epochs)")
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--limit", type=int, default=0,
-                        help="use at most this many examples per split (0: all; for smoke tests)")
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="folder for checkpoints and the report (default runs/<arch>-<time>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --run-dir from its last checkpoint")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help="model file to write (metadata goes beside it as .json)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="use at most this many examples per split (0: all; for smoke tests)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="folder for checkpoints and the report (default runs/<arch>-<time>)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from its last checkpoint",
+    )
+    parser.add_argument(
+        "--export-only",
+        action="store_true",
+        help="skip training: write the model file from --run-dir's best checkpoint so far",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="model file to write (metadata goes beside it as .json)",
+    )
     return parser.parse_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        data=str(args.data), arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing, class_weight_power=args.class_weight_power,
-        holdout=args.holdout, patience=args.patience, seed=args.seed, limit=args.limit,
+        data=str(args.data),
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        class_weight_power=args.class_weight_power,
+        holdout=args.holdout,
+        patience=args.patience,
+        seed=args.seed,
+        limit=args.limit,
     )
 
 
 def prepare_run_dir(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
     """Create a new run folder, or reload the config of the run being resumed."""
-    if args.resume:
+    if args.resume or args.export_only:
         if args.run_dir is None:
-            raise SystemExit("--resume needs --run-dir (the folder of the run to continue)")
+            raise SystemExit("--resume and --export-only need --run-dir (the run's folder)")
         config_path = args.run_dir / "config.json"
         if not config_path.is_file():
             raise SystemExit(f"cannot resume: {config_path} not found")
@@ -127,8 +172,10 @@ def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None
     total = max(1, config.epochs * steps_per_epoch)
     warmup = min(total // 10, 2 * steps_per_epoch)
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 10, decay_steps=total - warmup,
-        warmup_target=config.learning_rate, warmup_steps=warmup,
+        initial_learning_rate=config.learning_rate / 10,
+        decay_steps=total - warmup,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
     )
     optimizer = keras.optimizers.SGD(
         learning_rate=schedule, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
@@ -159,8 +206,8 @@ class TimeKeeper:
         self.path.write_text(json.dumps({"seconds": round(self.total(), 1)}) + "\n")
 
 
-def fit(config: TrainConfig, run_dir: Path, train: Examples, val: Examples) -> tuple[Any, float]:
-    """Train with per-epoch checkpoints (resumable), early stopping; return best model, seconds."""
+def fit(config: TrainConfig, run_dir: Path, train: Examples, val: Examples) -> None:
+    """Train with per-epoch checkpoints (resumable) and early stopping; best model to best.keras."""
     import keras
     import tensorflow as tf
 
@@ -172,7 +219,9 @@ def fit(config: TrainConfig, run_dir: Path, train: Examples, val: Examples) -> t
         dataset = tf.data.Dataset.from_tensor_slices((examples.images, one_hot(examples.labels)))
         dataset = dataset.cache()
         if shuffle:
-            dataset = dataset.shuffle(len(examples), seed=config.seed, reshuffle_each_iteration=True)
+            dataset = dataset.shuffle(
+                len(examples), seed=config.seed, reshuffle_each_iteration=True
+            )
         return dataset.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
 
     train_ds, val_ds = to_dataset(train, shuffle=True), to_dataset(val, shuffle=False)
@@ -181,14 +230,16 @@ def fit(config: TrainConfig, run_dir: Path, train: Examples, val: Examples) -> t
     compile_model(model, config, steps)
     log.info("%s: %d parameters", config.arch, model.count_params())
 
-    class SaveTime(keras.callbacks.Callback):
+    class SaveTime(keras.callbacks.Callback):  # type: ignore[misc]
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             clock.save()
 
     best_path = run_dir / "best.keras"
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "checkpoint"), save_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path), monitor="val_accuracy", save_best_only=True
+        ),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.patience),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         SaveTime(),
@@ -196,18 +247,20 @@ def fit(config: TrainConfig, run_dir: Path, train: Examples, val: Examples) -> t
     weights = class_weights(train.class_counts(), config.class_weight_power)
     log.info("class weights: %s", {EMOTIONS[i]: round(w, 2) for i, w in weights.items()})
     model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs, class_weight=weights,
-        callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2,
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        class_weight=weights,
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
     )
     clock.save()
-    from shared.keras_layers import load_model
-
-    best = load_model(best_path)
-    return best, clock.total()
 
 
 def tune_logit_bias(
-    probabilities: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], prior: npt.NDArray[np.float64]
+    probabilities: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    prior: npt.NDArray[np.float64],
 ) -> tuple[float, list[float]]:
     """Pick tau for bias = -tau * log(prior) on held-out training data.
 
@@ -221,23 +274,27 @@ def tune_logit_bias(
     for tau in TAUS:
         predicted = np.argmax(log_p - tau * np.log(prior), axis=1)
         metrics = classification_metrics(labels, predicted)
-        scored.append((tau, metrics["accuracy"], metrics["recall_disgust"], metrics["macro_recall"]))
+        scored.append(
+            (tau, metrics["accuracy"], metrics["recall_disgust"], metrics["macro_recall"])
+        )
     ok = [s for s in scored if s[2] >= MIN_DISGUST_RECALL]
     tau = max(ok, key=lambda s: s[1])[0] if ok else max(scored, key=lambda s: s[3])[0]
-    log.info("prior adjustment on holdout: %s -> tau %.2f", [(t, round(a, 4), round(r, 3)) for t, a, r, _ in scored], tau)
+    log.info(
+        "prior adjustment on holdout: %s -> tau %.2f",
+        [(t, round(a, 4), round(r, 3)) for t, a, r, _ in scored],
+        tau,
+    )
     return tau, [float(-tau * np.log(p)) for p in prior]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
     run_dir, config = prepare_run_dir(args)
     import keras
-
-    from training.evaluate import predict_probabilities, write_report
-    from training.models import served_model
-    from shared.model_file import utc_now_iso, write_model_files
 
     keras.utils.set_random_seed(config.seed)
     log.info("training on %s; run folder %s", describe_device(), run_dir)
@@ -245,33 +302,72 @@ def main(argv: Sequence[str] | None = None) -> int:
     everything = limited(load_split(data, "train"), config.limit, config.seed)
     train, tune = stratified_holdout(everything, config.holdout, config.seed)
     val = limited(load_split(data, "test"), config.limit, config.seed)
-    log.info("train %d (holdout %d for the prior adjustment), validation %d (%s)",
-             len(train), len(tune), len(val), val.source)
+    log.info(
+        "train %d (holdout %d for the prior adjustment), validation %d (%s)",
+        len(train),
+        len(tune),
+        len(val),
+        val.source,
+    )
 
-    best, seconds = fit(config, run_dir, train, val)
+    if not args.export_only:
+        fit(config, run_dir, train, val)
+    export_best(config, run_dir, train, tune, val, output=args.output)
+    return 0
+
+
+def export_best(
+    config: TrainConfig,
+    run_dir: Path,
+    train: Examples,
+    tune: Examples,
+    val: Examples,
+    *,
+    output: Path,
+) -> ModelMetadata:
+    """Wrap the run's best checkpoint for serving, report on ``val``, write the model file."""
+    from shared.keras_layers import load_model
+    from training.evaluate import predict_probabilities, write_report
+    from training.models import served_model
+
+    best_path = run_dir / "best.keras"
+    if not best_path.is_file():
+        raise SystemExit(f"no checkpoint to export: {best_path} not found")
+    best = load_model(best_path)
     prior = train.class_counts() / len(train)
     plain = served_model(best, [0.0] * len(EMOTIONS))
     tau, bias = tune_logit_bias(predict_probabilities(plain, tune.images), tune.labels, prior)
     model = served_model(best, bias)
     probabilities = predict_probabilities(model, val.images)
-    metrics = write_report(run_dir, val.labels, probabilities, run_dir / "history.csv")
-    epochs = sum(1 for _ in (run_dir / "history.csv").open()) - 1
+    history = run_dir / "history.csv"
+    metrics = write_report(run_dir, val.labels, probabilities, history)
+    epochs = sum(1 for _ in history.open()) - 1 if history.is_file() else 0
     metadata = write_model_files(
-        args.output,
-        lambda path: model.save(path),
+        output,
+        model.save,
         {
-            "labels": list(EMOTIONS), "input_hw": list(INPUT_HW),
+            "labels": list(EMOTIONS),
+            "input_hw": list(INPUT_HW),
             "preprocessing": "inside the model: scale to [0,1], centre crop 40x40, mirror "
-                             f"averaging, prior adjustment tau={tau}",
-            "architecture": config.arch, "dataset": "FER2013",
+            f"averaging, prior adjustment tau={tau}",
+            "architecture": config.arch,
+            "dataset": "FER2013",
             "train_split": f"Training minus a {config.holdout:.0%} stratified holdout",
-            "validation_split": "PublicTest", "metrics": metrics, "epochs": epochs,
-            "training_seconds": round(seconds, 1), "created_at": utc_now_iso(),
+            "validation_split": "PublicTest",
+            "metrics": metrics,
+            "epochs": epochs,
+            "training_seconds": round(TimeKeeper(run_dir / "time.json").previous, 1),
+            "created_at": utc_now_iso(),
         },
     )
-    log.info("wrote %s (%s): accuracy %.4f, disgust recall %.3f", args.output, metadata.version,
-             metrics["accuracy"], metrics["recall_disgust"])
-    return 0
+    log.info(
+        "wrote %s (%s): accuracy %.4f, disgust recall %.3f",
+        output,
+        metadata.version,
+        metrics["accuracy"],
+        metrics["recall_disgust"],
+    )
+    return metadata
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The pipeline services, one package each: capture, inference, display."""

@@ -1,0 +1,372 @@
+"""Display loop: preview frames (SUB) and results (PULL) in, rendered frames to the sinks out."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import zmq
+
+from shared.image import ImageError, decode_jpeg
+from shared.log_throttle import LogThrottle
+from shared.messages import EndOfStream, Face, FrameHeader, Heartbeat, ResultHeader
+from shared.runtime import (
+    LatencyWindow,
+    PeriodicLogger,
+    RateMeter,
+    Stats,
+    format_stats_line,
+    install_stop_handlers,
+    setup_logging,
+)
+from shared.settings import EXIT_BAD_SETTINGS, load_settings
+from shared.transport import Socket, TransportError, bind, connect, make_socket
+from shared.wire import WireError, decode
+
+from .render import AssetError, Sprites, load_sprites, placeholder_frame, render_frame
+from .ring import FrameEntry, FrameRing, LiveResults, ResultState
+from .settings import DisplaySettings
+from .sinks import FrameSink, HttpSink, JsonLinesSink, SinkError, VideoFileSink, WindowSink
+
+__all__ = ["main", "run"]
+
+log = logging.getLogger(__name__)
+
+POLL_MS: Final = 100
+#: Most messages taken from one socket per loop turn, so neither socket starves the other.
+MAX_BATCH: Final = 256
+WARN_EVERY_S: Final = 5.0
+PLACEHOLDER_WH: Final = (640, 480)
+
+
+def _drain(socket: Socket, limit: int) -> list[list[bytes]]:
+    messages: list[list[bytes]] = []
+    while len(messages) < limit:
+        try:
+            messages.append(socket.recv_multipart(flags=zmq.NOBLOCK))
+        except zmq.Again:
+            break
+    return messages
+
+
+class _Display:
+    """The state between loop turns: ring, live results, meters; it renders into the sinks."""
+
+    def __init__(
+        self,
+        settings: DisplaySettings,
+        sprites: Sprites,
+        frame_sinks: Sequence[FrameSink],
+        jsonl: JsonLinesSink | None,
+    ) -> None:
+        self.settings = settings
+        self.sprites = sprites
+        self.frame_sinks = list(frame_sinks)
+        self.jsonl = jsonl
+        self.ring = FrameRing(settings.ring_size)
+        self.live = LiveResults(settings.result_ttl_ms, settings.smoothing)
+        self.stats = Stats()
+        self.frames_in = RateMeter()
+        self.results_in = RateMeter()
+        self.rendered = RateMeter()
+        self.latency = LatencyWindow()
+        self.malformed_log = LogThrottle(WARN_EVERY_S)
+        self.last_render = time.monotonic()
+        self.newest_unrendered: FrameEntry | None = None
+        self.newest_unrendered_at = 0.0
+
+    def counters(self) -> dict[str, int]:
+        return {**self.stats.snapshot(), **dataclasses.asdict(self.ring.counts)}
+
+    def stats_line(self) -> str:
+        counts = self.counters()
+        p50, p95 = self.latency.percentile(50), self.latency.percentile(95)
+        return format_stats_line(
+            {
+                "fps_in": self.frames_in.rate(),
+                "fps_out": self.rendered.rate(),
+                "results_s": self.results_in.rate(),
+                "drops": counts.get("skipped", 0),
+                "malformed": counts.get("malformed", 0),
+                "p50_ms": p50,
+                "p95_ms": p95,
+                "matched": counts["matched"],
+                "missing": counts["missing"],
+                "stale": counts.get("stale", 0),
+                "late": counts["late_results"],
+                "unknown": counts["unknown_results"],
+                "duplicate": counts["duplicate_results"],
+            }
+        )
+
+    def _shown(self, stream_id: str) -> bool:
+        wanted = self.settings.show_stream
+        return wanted is None or wanted == stream_id
+
+    def malformed(self, where: str, error: Exception) -> None:
+        self.stats.increment("malformed")
+        held = self.malformed_log.ready()
+        if held is not None:
+            more = f" (and {held} more since the last warning)" if held else ""
+            log.warning("malformed message on %s skipped: %s%s", where, error, more)
+
+    def render(self, entry: FrameEntry, faces: Sequence[Face], banner: str | None) -> None:
+        header = entry.header
+        try:
+            frame_bgr = decode_jpeg(entry.jpeg)
+        except ImageError as error:
+            self.malformed(f"preview frame {header.stream_id}#{header.seq}", error)
+            return
+        picture = render_frame(
+            frame_bgr,
+            faces,
+            self.sprites,
+            banner=banner,
+            caption=f"{header.stream_id} #{header.seq}",
+            emoji_opacity=self.settings.emoji_opacity,
+        )
+        for sink in self.frame_sinks:
+            sink.show(picture)
+        self.stats.increment("rendered")
+        self.rendered.mark()
+        self.latency.add((time.time_ns() - header.captured_at_ns) / 1e6)
+        self.last_render = time.monotonic()
+        if self.newest_unrendered is not None and self.newest_unrendered.header == header:
+            self.newest_unrendered = None
+
+    def on_result(self, frames: list[bytes]) -> None:
+        try:
+            message, _ = decode(frames)
+        except WireError as error:
+            self.malformed("results", error)
+            return
+        if isinstance(message, Heartbeat):
+            self.stats.increment("heartbeats")
+            return
+        if not isinstance(message, ResultHeader):
+            self.malformed("results", WireError(f"expected a result, found {message.kind!r}"))
+            return
+        self.results_in.mark()
+        if message.error is not None:
+            self.stats.increment("result_errors")
+        if self.jsonl is not None:
+            self.jsonl.write(message, time.time_ns())
+        if self.settings.mode == "live":
+            self.live.add(message)
+        pair = self.ring.add_result(message)
+        if pair is not None and self.settings.mode == "sync" and self._shown(message.stream_id):
+            self.render(pair.frame, pair.result.faces, pair.result.error)
+
+    def on_preview(self, frames: list[bytes], newest: dict[str, FrameEntry]) -> None:
+        try:
+            message, payload = decode(frames)
+        except WireError as error:
+            self.malformed("preview", error)
+            return
+        if isinstance(message, EndOfStream):
+            self.on_end(message)
+            return
+        if not isinstance(message, FrameHeader):
+            self.malformed("preview", WireError(f"expected a frame, found {message.kind!r}"))
+            return
+        self.frames_in.mark()
+        entry = FrameEntry(message, payload)
+        pair = self.ring.add_frame(message, payload)
+        if not self._shown(message.stream_id):
+            self.stats.increment("other_stream")
+            return
+        if self.settings.mode == "sync":
+            if pair is not None:
+                self.render(entry, pair.result.faces, pair.result.error)
+            else:
+                self.newest_unrendered = entry
+                self.newest_unrendered_at = time.monotonic()
+            return
+        if message.stream_id in newest:
+            # Live: only the newest frame per turn is drawn, so a slow render never lags.
+            self.stats.increment("skipped")
+        newest[message.stream_id] = entry
+
+    def on_end(self, end: EndOfStream) -> None:
+        self.stats.increment("end_of_stream")
+        grace = self.settings.end_grace_s if self.settings.mode == "sync" else 0.0
+        log.info(
+            "stream %s ended: %d frames (%d dropped by capture); waiting up to %.1f s for results",
+            end.stream_id,
+            end.frame_count,
+            end.dropped,
+            grace,
+        )
+        self.ring.end_stream(end, time.monotonic(), grace)
+
+    def render_live(self, newest: Mapping[str, FrameEntry]) -> None:
+        for entry in newest.values():
+            view = self.live.view(entry.header)
+            banner = None
+            if view.state is ResultState.WAITING:
+                banner = "waiting for inference"
+                self.stats.increment("waiting")
+            elif view.state is ResultState.STALE:
+                banner = f"inference stale ({(view.age_ms or 0.0) / 1000:.1f} s)"
+                self.stats.increment("stale")
+            self.render(entry, view.faces, banner)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        waiting_s = self.settings.waiting_after_ms / 1000
+        if (
+            self.newest_unrendered is not None
+            and now - self.newest_unrendered_at >= waiting_s
+            and now - self.last_render >= waiting_s
+        ):
+            # Sync mode with no results coming: show that frames arrive, and say why no faces.
+            self.stats.increment("waiting")
+            self.render(self.newest_unrendered, (), "waiting for inference")
+            self.newest_unrendered = None
+        for summary in self.ring.finished_streams(now):
+            log.info(
+                "stream %s complete: frames=%d results=%d matched=%d missing=%d "
+                "dropped_by_capture=%d%s",
+                summary.stream_id,
+                summary.frames,
+                summary.results,
+                summary.matched,
+                summary.missing,
+                summary.dropped,
+                " (grace period ran out)" if summary.timed_out else "",
+            )
+            if self._shown(summary.stream_id):
+                for sink in self.frame_sinks:
+                    sink.end_stream()
+        for sink in self.frame_sinks:
+            sink.tick()
+
+
+def _build_sinks(
+    settings: DisplaySettings, stop: threading.Event, display: _Display
+) -> tuple[list[FrameSink], JsonLinesSink | None]:
+    frame_sinks: list[FrameSink] = []
+    jsonl: JsonLinesSink | None = None
+    try:
+        for name in settings.sinks:
+            if name == "window":
+                frame_sinks.append(WindowSink(settings.window_title, stop))
+            elif name == "http":
+                http = HttpSink(
+                    settings.http_host,
+                    settings.http_port,
+                    title=settings.window_title,
+                    placeholder_bgr=placeholder_frame(PLACEHOLDER_WH, "waiting for frames"),
+                    jpeg_quality=settings.jpeg_quality,
+                    max_clients=settings.http_max_clients,
+                    health=display.counters,
+                )
+                frame_sinks.append(http)
+                print(f"display: open {http.url}", flush=True)
+                log.info("display: open %s", http.url)
+            elif name == "video" and settings.video_path is not None:
+                frame_sinks.append(VideoFileSink(settings.video_path, settings.video_fps))
+            elif name == "jsonl" and settings.jsonl_path is not None:
+                jsonl = JsonLinesSink(settings.jsonl_path)
+    except BaseException:
+        _close_sinks(frame_sinks, jsonl)
+        raise
+    return frame_sinks, jsonl
+
+
+def _close_sinks(frame_sinks: Sequence[FrameSink], jsonl: JsonLinesSink | None) -> None:
+    for sink in frame_sinks:
+        try:
+            sink.close()
+        except Exception:
+            log.exception("closing %s failed", type(sink).__name__)
+    if jsonl is not None:
+        jsonl.close()
+
+
+def run(
+    settings: DisplaySettings,
+    stop: threading.Event,
+    ctx: zmq.Context[Any] | None = None,
+    *,
+    sprites: Sprites | None = None,
+) -> int:
+    """Receive, match and render until ``stop`` is set; 0 on a clean stop.
+
+    Raises AssetError (missing emoji), TransportError or SinkError when it cannot start.
+    """
+    sprites = load_sprites() if sprites is None else sprites
+    context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
+    sockets: list[Socket] = []
+    frame_sinks: list[FrameSink] = []
+    jsonl: JsonLinesSink | None = None
+    try:
+        sub = make_socket(context, zmq.SUB)
+        sockets.append(sub)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        connect(sub, settings.preview_endpoint)
+        pull = make_socket(context, zmq.PULL)
+        sockets.append(pull)
+        bound = bind(pull, settings.results_endpoint)
+        display = _Display(settings, sprites, [], None)
+        frame_sinks, jsonl = _build_sinks(settings, stop, display)
+        display.frame_sinks, display.jsonl = frame_sinks, jsonl
+        log.info(
+            "display up: mode=%s sinks=%s preview<-%s results<-%s",
+            settings.mode,
+            ",".join(settings.sinks),
+            settings.preview_endpoint,
+            bound,
+        )
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        periodic = PeriodicLogger(settings.stats_interval_s)
+        while not stop.is_set():
+            ready = dict(poller.poll(POLL_MS))
+            # Results first, so a frame that arrives in the same turn sees its result.
+            if pull in ready:
+                for frames in _drain(pull, MAX_BATCH):
+                    display.on_result(frames)
+            if sub in ready:
+                newest: dict[str, FrameEntry] = {}
+                for frames in _drain(sub, MAX_BATCH):
+                    display.on_preview(frames, newest)
+                display.render_live(newest)
+            display.tick()
+            if periodic.due():
+                log.info("stats %s", display.stats_line())
+        log.info("stopping; final stats %s", display.stats_line())
+        return 0
+    finally:
+        _close_sinks(frame_sinks, jsonl)
+        for socket in sockets:
+            socket.close(linger=0)
+        if ctx is None:
+            context.term()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m services.display``: exit 0 on SIGTERM/SIGINT, 2 on bad settings or assets."""
+    settings = load_settings(DisplaySettings, argv)
+    setup_logging("display", settings.log_level)
+    try:
+        sprites = load_sprites()
+    except AssetError as error:
+        print(f"services.display: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    try:
+        return run(settings, stop, sprites=sprites)
+    except (TransportError, SinkError) as error:
+        log.error("cannot start: %s", error)
+        return 1
+    except Exception:
+        log.exception("display failed")
+        return 1

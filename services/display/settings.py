@@ -1,0 +1,160 @@
+"""Display settings: endpoints, mode, sinks and their options (env prefix EMOJIFY_DISPLAY_)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+__all__ = ["SINK_NAMES", "DisplaySettings", "SinkName", "default_sinks", "has_screen"]
+
+SinkName: TypeAlias = Literal["window", "http", "video", "jsonl"]
+SINK_NAMES: tuple[SinkName, ...] = ("window", "http", "video", "jsonl")
+
+
+def has_screen() -> bool:
+    """Whether a window can be opened (an X11 or Wayland display is set)."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def default_sinks() -> list[SinkName]:
+    """A window when there is a screen, else the MJPEG page."""
+    return ["window"] if has_screen() else ["http"]
+
+
+class DisplaySettings(ServiceSettings):
+    """Settings of ``python -m services.display``."""
+
+    model_config = SettingsConfigDict(env_prefix="EMOJIFY_DISPLAY_")
+
+    preview_endpoint: str = Field(
+        default="tcp://127.0.0.1:5556",
+        min_length=6,
+        max_length=256,
+        description="Capture's preview PUB endpoint; the display connects a SUB here.",
+    )
+    results_endpoint: str = Field(
+        default="tcp://127.0.0.1:5557",
+        min_length=6,
+        max_length=256,
+        description="Endpoint the display binds a PULL on; workers PUSH results here.",
+    )
+    mode: Literal["sync", "live"] = Field(
+        default="live",
+        description="sync: draw each result on its own frame (recordings, tests); "
+        "live: draw every frame with the latest result per stream, stale after result_ttl_ms.",
+    )
+    sinks: Annotated[list[SinkName], NoDecode] = Field(
+        default_factory=default_sinks,
+        min_length=1,
+        max_length=4,
+        description="Where rendered frames and results go: window, http, video, jsonl "
+        "(comma-separated or a JSON list). Default: window with a screen, else http.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=253,
+        description="Address the MJPEG page listens on (loopback unless you mean to share it).",
+    )
+    http_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the MJPEG page; 0 picks a free one."
+    )
+    http_max_clients: int = Field(
+        default=8, ge=1, le=64, description="Most MJPEG streams served at once; more get 503."
+    )
+    jpeg_quality: int = Field(
+        default=80, ge=10, le=100, description="JPEG quality of frames served over HTTP."
+    )
+    video_path: Path | None = Field(
+        default=None,
+        description="File the video sink writes (.avi: MJPG, .mp4: mp4v); needed with 'video'.",
+    )
+    video_fps: float = Field(
+        default=15.0, gt=0.0, le=240.0, description="Frame rate written into the video file."
+    )
+    jsonl_path: Path | None = Field(
+        default=None,
+        description="File the jsonl sink appends one line per result to; needed with 'jsonl'.",
+    )
+    result_ttl_ms: int = Field(
+        default=500,
+        ge=50,
+        le=60_000,
+        description="Live mode: a result older than this (by capture time) is shown as stale.",
+    )
+    smoothing: float = Field(
+        default=0.5,
+        ge=0.0,
+        lt=1.0,
+        description="Live mode: weight of the previous probabilities of the same face "
+        "(0 = no smoothing), so the emoji does not flicker.",
+    )
+    ring_size: int = Field(
+        default=256,
+        ge=4,
+        le=10_000,
+        description="Frames (and early results) kept for matching by (stream_id, seq).",
+    )
+    end_grace_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=600.0,
+        description="Sync mode: how long after EndOfStream to wait for missing results.",
+    )
+    waiting_after_ms: int = Field(
+        default=1000,
+        ge=100,
+        le=60_000,
+        description="Sync mode: with no matched pair for this long, show the newest frame "
+        "with a 'waiting for inference' banner.",
+    )
+    show_stream: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Only render this stream id; unset renders every stream.",
+    )
+    emoji_opacity: float = Field(
+        default=0.85, ge=0.0, le=1.0, description="Opacity of the emoji drawn over each face."
+    )
+    window_title: str = Field(
+        default="Emojify", min_length=1, max_length=100, description="Title of window and page."
+    )
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _split_sinks(cls, value: object) -> object:
+        # Environment and command line give one string: accept "http,jsonl" and '["http"]'.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and any("," in str(item) for item in value):
+            return [part.strip() for item in value for part in str(item).split(",") if part]
+        return value
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_sinks(cls, sinks: list[SinkName]) -> list[SinkName]:
+        if len(set(sinks)) != len(sinks):
+            raise ValueError(f"each sink at most once, found {sinks}")
+        return sinks
+
+    @model_validator(mode="after")
+    def _sink_options(self) -> DisplaySettings:
+        if "video" in self.sinks and self.video_path is None:
+            raise ValueError("the video sink needs video_path (--video-path)")
+        if self.video_path is not None and self.video_path.suffix.lower() not in (".avi", ".mp4"):
+            raise ValueError(f"video_path must end in .avi or .mp4, found {self.video_path}")
+        if "jsonl" in self.sinks and self.jsonl_path is None:
+            raise ValueError("the jsonl sink needs jsonl_path (--jsonl-path)")
+        if "window" in self.sinks and not has_screen():
+            raise ValueError("the window sink needs a screen (DISPLAY or WAYLAND_DISPLAY)")
+        return self

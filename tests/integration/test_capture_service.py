@@ -1,0 +1,346 @@
+"""``python -m services.capture`` as a real subprocess; the test acts as worker and display."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import zmq
+
+from services.capture.main import run
+from services.capture.settings import CaptureSettings
+from services.capture.sources import RawFrame
+from shared.image import encode_jpeg
+from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
+from shared.settings import load_settings
+from shared.transport import make_socket
+from shared.wire import decode, encode
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_S = 20.0  # two busy cores: importing numpy, OpenCV and pydantic can be slow
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def make_recording(folder: Path, count: int) -> Path:
+    (folder / "frames").mkdir(parents=True)
+    frames = []
+    for index in range(count):
+        name = f"frames/{index:06d}.jpg"
+        (folder / name).write_bytes(encode_jpeg(np.full((48, 64, 3), 10 * index, np.uint8)))
+        frames.append({"file": name, "faces": []})
+    recording = {"stream_id": "rec", "fps": 15.0, "width": 64, "height": 48, "frames": frames}
+    (folder / "recording.json").write_text(json.dumps(recording))
+    return folder
+
+
+class Capture:
+    """A running capture subprocess; its stderr goes to a file we can read at any time."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.frames_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.preview_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in env.items() if not k.startswith("EMOJIFY_")}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.capture",
+                "--frames-endpoint",
+                self.frames_endpoint,
+                "--preview-endpoint",
+                self.preview_endpoint,
+                *args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.log())
+            if found:
+                return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {pattern!r} in the capture log:\n{self.log()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._log.close()
+
+
+@pytest.fixture
+def start_capture(tmp_path: Path) -> Iterator[Callable[..., Capture]]:
+    started: list[Capture] = []
+
+    def start(*args: str) -> Capture:
+        capture = Capture(list(args), tmp_path / f"capture-{len(started)}.log")
+        started.append(capture)
+        return capture
+
+    yield start
+    for capture in started:
+        capture.kill()
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    context: zmq.Context[Any] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def connect_display(ctx: zmq.Context[Any], capture: Capture) -> zmq.Socket[bytes]:
+    sub = make_socket(ctx, zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(capture.preview_endpoint)
+    return sub
+
+
+def connect_worker(ctx: zmq.Context[Any], capture: Capture, name: str) -> zmq.Socket[bytes]:
+    dealer = make_socket(ctx, zmq.DEALER, identity=name.encode())
+    dealer.connect(capture.frames_endpoint)
+    return dealer
+
+
+def run_worker_until_end(
+    dealer: zmq.Socket[bytes], sub: zmq.Socket[bytes], name: str, timeout_s: float
+) -> tuple[list[int], list[int], EndOfStream]:
+    """Act as a worker (credit 2, one more per frame) and a display, until EndOfStream."""
+    dealer.send_multipart(encode(WorkRequest(worker_id=name, credit=2)))
+    worked: list[int] = []
+    previewed: list[int] = []
+    poller = zmq.Poller()
+    poller.register(dealer, zmq.POLLIN)
+    poller.register(sub, zmq.POLLIN)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for sock, _ in poller.poll(100):
+            message, payload = decode(sock.recv_multipart())
+            if isinstance(message, EndOfStream):
+                return worked, previewed, message
+            assert isinstance(message, FrameHeader)
+            assert payload[:2] == b"\xff\xd8"
+            if sock is dealer:
+                worked.append(message.seq)
+                dealer.send_multipart(encode(WorkRequest(worker_id=name, credit=1)))
+            else:
+                previewed.append(message.seq)
+    raise AssertionError(f"no EndOfStream after {timeout_s} s; worked on {worked}")
+
+
+def test_lossless_delivers_every_frame_once_then_end_of_stream(
+    tmp_path: Path, start_capture: Callable[..., Capture], ctx: zmq.Context[Any]
+) -> None:
+    count = 25
+    recording = make_recording(tmp_path / "rec", count)
+    capture = start_capture("--source", str(recording), "--mode", "lossless", "--pace", "fast")
+    capture.wait_for_log(r"capture ready", STARTUP_S)
+    sub = connect_display(ctx, capture)
+    time.sleep(0.5)  # let the subscription reach the PUB before any frame is read
+    dealer = connect_worker(ctx, capture, "w1")
+
+    worked, previewed, end = run_worker_until_end(dealer, sub, "w1", timeout_s=20)
+
+    assert worked == list(range(count))
+    assert previewed == list(range(count))
+    assert (end.stream_id, end.frame_count, end.dropped) == ("rec", count, 0)
+    # it stays up, idle, after the end (exit_at_end is off)
+    time.sleep(0.3)
+    assert capture.proc.poll() is None
+
+
+def test_loop_keeps_counting_seq(
+    tmp_path: Path, start_capture: Callable[..., Capture], ctx: zmq.Context[Any]
+) -> None:
+    recording = make_recording(tmp_path / "rec", 3)
+    capture = start_capture(
+        "--source", str(recording), "--mode", "lossless", "--pace", "fast", "--loop"
+    )
+    capture.wait_for_log(r"capture ready", STARTUP_S)
+    dealer = connect_worker(ctx, capture, "w1")
+    dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=1)))
+    seqs, payloads = [], []
+    for _ in range(8):
+        assert dealer.poll(10_000), capture.log()
+        header, payload = decode(dealer.recv_multipart())
+        assert isinstance(header, FrameHeader)
+        seqs.append(header.seq)
+        payloads.append(payload)
+        dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=1)))
+    assert seqs == list(range(8))
+    assert payloads[3:6] == payloads[0:3]  # the same recorded bytes again, new seq numbers
+
+
+def test_malformed_requests_are_counted_and_survived(
+    tmp_path: Path, start_capture: Callable[..., Capture], ctx: zmq.Context[Any]
+) -> None:
+    recording = make_recording(tmp_path / "rec", 5)
+    capture = start_capture(
+        "--source", str(recording), "--mode", "lossless", "--stats-interval-s", "0.5"
+    )
+    capture.wait_for_log(r"capture ready", STARTUP_S)
+    rogue = connect_worker(ctx, capture, "rogue")
+    garbage = [
+        [b"garbage"],  # one frame
+        [b"\x01", b"\x02", b"\x03"],  # three frames
+        [b"\xc1", b""],  # 0xc1 is never valid msgpack
+        encode(Heartbeat(sender="rogue", sent_at_ns=1)),  # valid message, wrong kind
+        [encode(WorkRequest(worker_id="rogue", credit=1))[0], b"unexpected payload"],
+    ]
+    for frames in garbage:
+        rogue.send_multipart(frames)
+    capture.wait_for_log(r"stats .*malformed=5\b", timeout_s=10)
+    assert "malformed message" in capture.log()
+
+    dealer = connect_worker(ctx, capture, "w1")
+    sub = connect_display(ctx, capture)
+    worked, _, end = run_worker_until_end(dealer, sub, "w1", timeout_s=20)
+    assert worked == list(range(5))
+    assert end.frame_count == 5
+    assert capture.proc.poll() is None
+
+
+def test_sigterm_exits_zero_within_a_second(
+    tmp_path: Path, start_capture: Callable[..., Capture]
+) -> None:
+    recording = make_recording(tmp_path / "rec", 5)
+    capture = start_capture("--source", str(recording), "--loop")
+    capture.wait_for_log(r"capture ready", STARTUP_S)
+    time.sleep(0.3)
+    started = time.monotonic()
+    capture.proc.send_signal(signal.SIGTERM)
+    assert capture.proc.wait(timeout=5) == 0
+    assert time.monotonic() - started < 1.0
+    assert "received SIGTERM" in capture.log()
+
+
+def test_exit_at_end(tmp_path: Path, start_capture: Callable[..., Capture]) -> None:
+    recording = make_recording(tmp_path / "rec", 3)
+    # live mode with no worker: all frames are read at the source's pace, then dropped
+    capture = start_capture("--source", str(recording), "--exit-at-end")
+    assert capture.proc.wait(timeout=STARTUP_S) == 0
+    assert "end of stream rec: 3 frames, 3 dropped" in capture.log()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--mode", "bogus"], r"mode \(--mode / EMOJIFY_CAPTURE_MODE\): found 'bogus'"),
+        (["--max-credit", "0"], r"max_credit .*found '?0'?"),
+        (["--source", "/no/such/video.mp4"], r"source '/no/such/video.mp4' not found"),
+    ],
+    ids=["bad-mode", "bad-credit", "missing-source"],
+)
+def test_bad_start_exits_2_with_a_clear_message(
+    start_capture: Callable[..., Capture], args: list[str], expected: str
+) -> None:
+    capture = start_capture(*args)
+    assert capture.proc.wait(timeout=STARTUP_S) == 2
+    assert re.search(expected, capture.log()), capture.log()
+
+
+class GatedSource:
+    """A source whose first frame waits for ``gate``: lets a test arrange the sockets first."""
+
+    fps = 15.0
+    default_stream_id = "gated"
+    self_paced = False
+    skipped = 0
+
+    def __init__(self, count: int, gate: threading.Event) -> None:
+        self._jpegs = [encode_jpeg(np.full((48, 64, 3), 10 * i, np.uint8)) for i in range(count)]
+        self._gate = gate
+
+    def frames(self) -> Iterator[RawFrame]:
+        assert self._gate.wait(timeout=10)
+        for jpeg in self._jpegs:
+            yield RawFrame(jpeg, 64, 48)
+
+    def close(self) -> None:
+        pass
+
+
+def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
+    ctx: zmq.Context[Any],
+) -> None:
+    settings = load_settings(
+        CaptureSettings,
+        [
+            "--mode=lossless",
+            "--pace=fast",
+            f"--frames-endpoint=tcp://127.0.0.1:{free_port()}",
+            f"--preview-endpoint=tcp://127.0.0.1:{free_port()}",
+            "--exit-at-end",
+        ],
+    )
+    gate, stop = threading.Event(), threading.Event()
+    result: list[int] = []
+    thread = threading.Thread(
+        target=lambda: result.append(run(settings, stop, ctx=ctx, source=GatedSource(6, gate)))
+    )
+    thread.start()
+    try:
+        # A worker asks for frames and disappears before capture has read any.
+        ghost = ctx.socket(zmq.DEALER)
+        ghost.setsockopt(zmq.IDENTITY, b"ghost")
+        ghost.connect(settings.frames_endpoint)
+        ghost.send_multipart(encode(WorkRequest(worker_id="ghost", credit=4)))
+        time.sleep(0.5)
+        ghost.close(linger=1000)
+        time.sleep(0.5)
+        gate.set()
+        time.sleep(0.3)
+
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.IDENTITY, b"w1")
+        dealer.connect(settings.frames_endpoint)
+        dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=2)))
+        worked: list[int] = []
+        deadline = time.monotonic() + 10
+        while len(worked) < 6 and time.monotonic() < deadline:
+            if dealer.poll(100):
+                header, _ = decode(dealer.recv_multipart())
+                assert isinstance(header, FrameHeader)
+                worked.append(header.seq)
+                dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=1)))
+        assert worked == list(range(6))
+        thread.join(timeout=5)
+        assert result == [0]
+    finally:
+        gate.set()
+        stop.set()
+        thread.join(timeout=5)
+        assert not thread.is_alive()

@@ -1,0 +1,139 @@
+"""The display as a real subprocess on real sockets: results logged, frames rendered, SIGTERM."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.image import decode_jpeg
+from shared.wire import encode
+from tests.integration.display_harness import (
+    FACE_BOX,
+    REPO,
+    frame_header,
+    read_jsonl,
+    result_for,
+    running_display,
+    wait_for,
+    wait_subscribed,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+def test_sync_display_end_to_end(tmp_path: Path) -> None:
+    jsonl_path = tmp_path / "results.jsonl"
+    with running_display(
+        tmp_path, "--mode", "sync", "--sinks", "http,jsonl", "--jsonl-path", str(jsonl_path)
+    ) as display:
+        page = display.snapshot()
+        wait_subscribed(display)
+
+        # Results out of order, one before its frame, one frame never answered.
+        headers = [frame_header(seq) for seq in range(6)]
+        display.send_result(result_for(headers[2]))
+        for header in headers:
+            display.send_frame(header)
+        for seq in (0, 5, 1, 3):
+            display.send_result(result_for(headers[seq], label_index=seq % 7))
+        display.send_end("cam0", frame_count=6)
+
+        wait_for(lambda: len(read_jsonl(jsonl_path)) >= 5, 15, "5 result lines")
+        lines = read_jsonl(jsonl_path)
+        assert sorted(line["seq"] for line in lines) == [0, 1, 2, 3, 5]
+        first = lines[0]
+        assert first["stream_id"] == "cam0" and first["worker_id"] == "test-worker"
+        assert first["model_version"] == "test-model" and first["error"] is None
+        assert first["faces"][0]["box_xywh"] == list(FACE_BOX)
+        assert len(first["faces"][0]["probabilities"]) == 7
+        assert {"label", "score"} <= set(first["faces"][0]) and "timings" in first
+
+        wait_for(lambda: display.metrics().get("matched", 0) >= 5, 15, "5 matched pairs")
+        snapshot = display.snapshot()
+        assert snapshot != page
+        frame = decode_jpeg(snapshot)
+        x, y, w, h = FACE_BOX
+        # An emoji (yellow-ish, BGR) is drawn over the face; the frame's own face disc is not.
+        b, g, r = frame[y + h // 2, x + w // 2].astype(int)
+        assert r > 150 and g > 120 and b < 120, (b, g, r)
+
+        wait_for(lambda: "stream cam0 complete" in display.log_text(), 15, "stream completion")
+        assert "missing=1" in display.log_text()
+
+        # Malformed messages on both sockets are counted and skipped.
+        before = display.metrics().get("malformed", 0)
+        display.publisher.send_multipart([b"garbage"])
+        display.publisher.send_multipart([b"\x81\xa4kind\xa5frame", b"not a jpeg"])
+        display.publisher.send_multipart(encode(frame_header(99), b"\xff\xd8 truncated"))
+        display.pusher.send_multipart([b"junk", b""])
+        display.pusher.send_multipart(encode(frame_header(7), b"\xff\xd8 wrong socket"))
+        wait_for(
+            lambda: display.metrics().get("malformed", 0) >= before + 4, 15, "malformed counted"
+        )
+        assert display.process.poll() is None
+
+        # Still alive and rendering: a new matched pair changes the picture.
+        header = frame_header(100, "cam0")
+        display.send_frame(header)
+        matched = display.metrics()["matched"]
+        display.send_result(result_for(header, label_index=0))
+        wait_for(lambda: display.metrics()["matched"] > matched, 15, "a new matched pair")
+        assert display.snapshot() != snapshot
+        assert any(line["seq"] == 100 for line in read_jsonl(jsonl_path))
+
+        code, took_s = display.terminate(timeout_s=5)
+        assert code == 0, display.log_text()
+        assert took_s < 1.0, f"SIGTERM took {took_s:.2f} s"
+
+
+def test_live_display_marks_waiting_and_renders_every_frame(tmp_path: Path) -> None:
+    with running_display(tmp_path, "--mode", "live", "--sinks", "http") as display:
+        wait_subscribed(display)
+        first = display.snapshot()
+        # No results at all: frames are still shown, with a "waiting for inference" banner.
+        display.send_frame(frame_header(1))
+        wait_for(lambda: display.snapshot() != first, 10, "a live frame")
+        frame = decode_jpeg(display.snapshot())
+        assert frame[:30].mean() < frame[60:].mean(), "the banner dims the top strip"
+        assert display.metrics().get("waiting", 0) >= 1
+
+        header = frame_header(2)
+        display.send_result(result_for(header))
+        wait_for(lambda: display.metrics().get("results", 0) >= 1, 10, "the result")
+        display.send_frame(header)
+        wait_for(lambda: display.metrics().get("matched", 0) >= 1, 10, "the matched frame")
+        rendered = decode_jpeg(display.snapshot())
+        x, y, w, h = FACE_BOX
+        assert not np.array_equal(rendered, frame)
+        b, g, r = rendered[y + h // 2, x + w // 2].astype(int)
+        assert r > 150 and g > 120 and b < 120, (b, g, r)
+
+        code, took_s = display.terminate(timeout_s=5)
+        assert code == 0 and took_s < 1.0
+
+
+def test_bad_setting_exits_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "services.display", "--mode", "bogus"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "mode" in done.stderr
+
+
+def test_missing_assets_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from services.display import main as display_main
+    from services.display.render import load_sprites
+
+    monkeypatch.setattr(display_main, "load_sprites", lambda: load_sprites(tmp_path))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display_main.main(["--sinks", "http"]) == 2

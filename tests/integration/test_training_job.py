@@ -1,0 +1,141 @@
+"""The training job end to end on tiny data made here: model file, report, resume, evaluate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.labels import EMOTIONS
+from shared.model_file import read_metadata
+from tests.fer_tiny import write_fer_csv, write_fer_folder
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _history_epochs(run_dir: Path) -> list[int]:
+    with (run_dir / "history.csv").open(newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def _train_args(data: Path, run_dir: Path, model: Path, epochs: int) -> list[str]:
+    return [
+        "--data",
+        str(data),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "8",
+        "--holdout",
+        "0.25",
+        "--run-dir",
+        str(run_dir),
+        "--output",
+        str(model),
+    ]
+
+
+def test_train_writes_model_metadata_and_report(tmp_path: Path) -> None:
+    data = write_fer_csv(tmp_path / "fer2013.csv")
+    model = tmp_path / "models" / "emotion_model.keras"
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", *_train_args(data, run_dir, model, 1)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "training on CPU" in result.stderr or "training on GPU" in result.stderr
+
+    metadata = read_metadata(model)
+    assert metadata.labels == EMOTIONS
+    assert metadata.input_hw == (48, 48)
+    report = json.loads((run_dir / "metrics.json").read_text())
+    assert report["metrics"] == metadata.metrics
+    assert np.array(report["confusion_matrix"]).sum() == len(EMOTIONS) * 4
+    for name in ("confusion_matrix.png", "learning_curve_accuracy.png", "per_class.md"):
+        assert (run_dir / name).stat().st_size > 0
+
+    from shared.keras_layers import load_model
+
+    served = load_model(model)
+    faces = np.full((2, 48, 48, 1), 128, dtype=np.uint8)
+    probabilities = np.asarray(served(faces))
+    assert probabilities.shape == (2, len(EMOTIONS))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+
+    evaluated = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.evaluate",
+            "--model",
+            str(model),
+            "--data",
+            str(write_fer_folder(tmp_path / "fer")),
+            "--split",
+            "test",
+            "--report-dir",
+            str(tmp_path / "eval"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # The folder and the CSV hold the same images, so the numbers agree.
+    assert evaluation["metrics"] == metadata.metrics
+
+
+def test_resume_continues_from_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from training import train
+
+    data = write_fer_folder(tmp_path / "fer")
+    model = tmp_path / "emotion_model.keras"
+    run_dir = tmp_path / "run"
+    original_save = train.TimeKeeper.save
+
+    def interrupt_after_first_epoch(self: train.TimeKeeper) -> None:
+        original_save(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train.TimeKeeper, "save", interrupt_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(_train_args(data, run_dir, model, 3))
+    assert _history_epochs(run_dir) == [0]
+    assert not model.exists()
+
+    monkeypatch.setattr(train.TimeKeeper, "save", original_save)
+    assert train.main(["--resume", "--run-dir", str(run_dir), "--output", str(model)]) == 0
+    assert _history_epochs(run_dir) == [0, 1, 2]
+    assert read_metadata(model).epochs == 3
+
+
+def test_new_run_refuses_an_existing_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text("{}")
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", "--run-dir", str(run_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "already holds a run; pass --resume" in result.stderr

@@ -1,0 +1,204 @@
+"""Display matching: results pair with frames by (stream_id, seq), whatever the arrival order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from services.display.ring import FrameRing, LiveResults, ResultState, smooth_faces
+from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
+
+pytestmark = pytest.mark.timeout(10)
+
+FRAME_NS = 66_000_000  # 15 fps
+
+
+def frame(seq: int, stream_id: str = "cam0") -> FrameHeader:
+    return FrameHeader(
+        stream_id=stream_id, seq=seq, captured_at_ns=1_000 + seq * FRAME_NS, width=64, height=48
+    )
+
+
+def result(
+    seq: int,
+    stream_id: str = "cam0",
+    faces: tuple[Face, ...] = (),
+    error: str | None = None,
+) -> ResultHeader:
+    captured = 1_000 + seq * FRAME_NS
+    return ResultHeader(
+        stream_id=stream_id,
+        seq=seq,
+        captured_at_ns=captured,
+        worker_id="w1",
+        model_version="test",
+        faces=faces,
+        error=error,
+        completed_at_ns=captured + 1,
+    )
+
+
+def face(label_index: int, box: tuple[int, int, int, int] = (10, 10, 20, 20)) -> Face:
+    probabilities = [0.0] * 7
+    probabilities[label_index] = 1.0
+    return Face.from_probabilities(box, probabilities)
+
+
+def play(ring: FrameRing, events: list[str]) -> list[int]:
+    """Feed 'f3' (frame seq 3) / 'r3' (result seq 3); the seqs of the pairs, in emit order."""
+    pairs = []
+    for event in events:
+        kind, seq = event[0], int(event[1:])
+        pair = ring.add_frame(frame(seq), b"jpeg") if kind == "f" else ring.add_result(result(seq))
+        if pair is not None:
+            assert pair.frame.header.seq == pair.result.seq == seq
+            pairs.append(seq)
+    return pairs
+
+
+@pytest.mark.parametrize(
+    ("capacity", "events", "pairs", "counts"),
+    [
+        (
+            8,
+            ["f0", "r0", "f1", "r1", "f2", "r2"],
+            [0, 1, 2],
+            {"frames": 3, "results": 3, "matched": 3},
+        ),
+        (
+            8,
+            ["f0", "f1", "f2", "r2", "r0", "r1"],
+            [2, 0, 1],
+            {"frames": 3, "results": 3, "matched": 3},
+        ),
+        (
+            8,
+            ["r1", "f0", "f1", "r0"],
+            [1, 0],
+            {"frames": 2, "results": 2, "matched": 2},
+        ),
+        (
+            2,
+            ["f0", "f1", "f2", "f3", "r2", "r3"],
+            [2, 3],
+            {"frames": 4, "results": 2, "matched": 2, "missing": 2},
+        ),
+        (
+            2,
+            ["f0", "f1", "f2", "r0"],
+            [],
+            {"frames": 3, "results": 1, "missing": 1, "late_results": 1},
+        ),
+        (
+            8,
+            ["f0", "r0", "r0", "f1", "r1"],
+            [0, 1],
+            {"frames": 2, "results": 3, "matched": 2, "duplicate_results": 1},
+        ),
+        (
+            8,
+            ["r5", "r5", "f5"],
+            [5],
+            {"frames": 1, "results": 2, "matched": 1, "duplicate_results": 1},
+        ),
+        (
+            2,
+            ["r7", "r8", "r9"],
+            [],
+            {"results": 3, "unknown_results": 1},
+        ),
+    ],
+    ids=[
+        "in-order",
+        "out-of-order",
+        "result-before-frame",
+        "missing-evicted",
+        "result-for-evicted",
+        "duplicate-result",
+        "duplicate-early-result",
+        "unknown-results-bounded",
+    ],
+)
+def test_matching_table(
+    capacity: int, events: list[str], pairs: list[int], counts: dict[str, int]
+) -> None:
+    ring = FrameRing(capacity)
+    assert play(ring, events) == pairs
+    expected = {field.name: 0 for field in dataclasses.fields(ring.counts)} | counts
+    assert dataclasses.asdict(ring.counts) == expected
+    assert len(ring) <= capacity
+    assert ring.waiting_results <= capacity
+
+
+def test_streams_do_not_cross() -> None:
+    ring = FrameRing(8)
+    assert ring.add_frame(frame(0, "cam0"), b"a") is None
+    assert ring.add_result(result(0, "cam1")) is None
+    pair = ring.add_result(result(0, "cam0"))
+    assert pair is not None and pair.frame.jpeg == b"a"
+    assert ring.counts.matched == 1
+
+
+def test_restarted_capture_reuses_seqs() -> None:
+    ring = FrameRing(8)
+    play(ring, ["f0", "r0"])
+    # Capture restarted: seq 0 again is a new frame, and its result a new match.
+    assert play(ring, ["f0", "r0"]) == [0]
+    assert ring.counts.duplicate_results == 0
+
+
+@pytest.mark.parametrize(
+    ("events", "now_s", "summary"),
+    [
+        (["f0", "f1", "f2", "r0", "r1", "r2"], 0.0, (3, 3, 0, False)),
+        (["f0", "f1", "f2", "r0", "r2"], 0.0, None),
+        (["f0", "f1", "f2", "r0", "r2"], 10.0, (3, 2, 1, True)),
+    ],
+    ids=["all-in", "waiting", "grace-ran-out"],
+)
+def test_end_of_stream(
+    events: list[str], now_s: float, summary: tuple[int, int, int, bool] | None
+) -> None:
+    ring = FrameRing(8)
+    play(ring, events)
+    ring.end_stream(EndOfStream(stream_id="cam0", frame_count=3), now_s=0.0, grace_s=5.0)
+    done = ring.finished_streams(now_s)
+    if summary is None:
+        assert done == []
+        return
+    assert len(done) == 1
+    got = done[0]
+    assert (got.frames, got.matched, got.missing, got.timed_out) == summary
+    assert ring.finished_streams(now_s) == []
+    assert len(ring) == 0
+
+
+def test_live_results_fresh_stale_waiting() -> None:
+    live = LiveResults(ttl_ms=500)
+    assert live.view(frame(0)).state is ResultState.WAITING
+    assert live.add(result(1, faces=(face(3),)))
+    view = live.view(frame(3))
+    assert view.state is ResultState.FRESH and view.faces[0].label == "happy"
+    # 10 frames at 66 ms after the result's frame: older than the TTL.
+    stale = live.view(frame(11))
+    assert stale.state is ResultState.STALE and stale.faces == ()
+    assert stale.age_ms == pytest.approx(10 * 66.0)
+
+
+def test_live_results_keep_newest_valid() -> None:
+    live = LiveResults(ttl_ms=500)
+    assert live.add(result(5, faces=(face(3),)))
+    assert not live.add(result(4, faces=(face(0),))), "an older result must not replace a newer"
+    assert not live.add(result(6, error="corrupt JPEG")), "an error result is not valid"
+    assert live.view(frame(6)).faces[0].label == "happy"
+    assert live.view(frame(0, "cam1")).state is ResultState.WAITING
+
+
+def test_smoothing_blends_same_face_only() -> None:
+    happy, angry = face(3), face(0)
+    far_angry = face(0, (200, 200, 20, 20))
+    blended = smooth_faces((happy,), (angry,), 0.6)
+    assert blended[0].label == "happy" and blended[0].score == pytest.approx(0.6)
+    assert smooth_faces((happy,), (far_angry,), 0.6) == (far_angry,)
+    assert smooth_faces((happy,), (angry,), 0.0) == (angry,)
