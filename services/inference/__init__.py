@@ -1,0 +1,1 @@
+"""Inference worker: pulls JPEG frames from capture, classifies faces' emotions, pushes results."""

@@ -1,0 +1,146 @@
+"""One frame through the worker's stages: decode, detect, crop faces, classify, build the result.
+
+Split in two halves, ``prepare_frame`` (everything before the model) and ``finish_frame``, so
+that faces of several frames can later share one ``classify`` call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.image import BoxXYWH, ImageError, SizeHW, decode_jpeg, face_gray
+from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
+
+from .classifier import Classifier, Probabilities
+from .detect import FaceDetector
+
+__all__ = ["PreparedFrame", "finish_frame", "prepare_frame", "process_frame"]
+
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A decoded frame's faces, ready for the model; ``error`` set when it could not be read."""
+
+    header: FrameHeader
+    started_ns: int
+    boxes_xywh: list[BoxXYWH]
+    faces_gray: npt.NDArray[np.uint8]
+    decode_ms: float = 0.0
+    detect_ms: float = 0.0
+    error: str | None = None
+
+
+def _ms_since(start_ns: int) -> float:
+    return (time.perf_counter_ns() - start_ns) / 1e6
+
+
+def _keep_largest(boxes_xywh: list[BoxXYWH], limit: int) -> list[BoxXYWH]:
+    """At most ``limit`` boxes, the largest, in reading order (left to right, top to bottom)."""
+    largest = sorted(boxes_xywh, key=lambda b: b[2] * b[3], reverse=True)[:limit]
+    return sorted(largest, key=lambda b: (b[0], b[1]))
+
+
+def prepare_frame(
+    header: FrameHeader,
+    jpeg: bytes,
+    *,
+    detector: FaceDetector,
+    input_hw: SizeHW,
+    face_margin: float,
+) -> PreparedFrame:
+    """Decode, detect and crop; a JPEG that does not decode gives a frame with ``error`` set."""
+    started_ns = time.perf_counter_ns()
+    height, width = input_hw
+    no_faces = np.zeros((0, height, width, 1), dtype=np.uint8)
+    try:
+        frame_bgr = decode_jpeg(jpeg)
+    except ImageError as error:
+        return PreparedFrame(
+            header=header,
+            started_ns=started_ns,
+            boxes_xywh=[],
+            faces_gray=no_faces,
+            decode_ms=_ms_since(started_ns),
+            error=f"corrupt jpeg: {error}"[:MAX_ERROR_CHARS],
+        )
+    decode_ms = _ms_since(started_ns)
+    detect_start_ns = time.perf_counter_ns()
+    boxes = _keep_largest(detector.detect(frame_bgr), MAX_FACES)
+    faces = [face_gray(frame_bgr, box, input_hw, face_margin) for box in boxes]
+    faces_gray = np.stack(faces)[..., np.newaxis] if faces else no_faces
+    return PreparedFrame(
+        header=header,
+        started_ns=started_ns,
+        boxes_xywh=boxes,
+        faces_gray=faces_gray,
+        decode_ms=decode_ms,
+        detect_ms=_ms_since(detect_start_ns),
+    )
+
+
+def finish_frame(
+    prepared: PreparedFrame,
+    probabilities: Probabilities,
+    *,
+    classify_ms: float,
+    worker_id: str,
+    model_version: str,
+) -> ResultHeader:
+    """The result message for a prepared frame and its faces' probabilities (N, 7)."""
+    if len(probabilities) != len(prepared.boxes_xywh):
+        raise ValueError(
+            f"expected one probability row per face ({len(prepared.boxes_xywh)}), "
+            f"found {len(probabilities)}"
+        )
+    faces = tuple(
+        Face.from_probabilities(box, np.clip(row, 0.0, 1.0))
+        for box, row in zip(prepared.boxes_xywh, probabilities, strict=True)
+    )
+    header = prepared.header
+    return ResultHeader(
+        stream_id=header.stream_id,
+        seq=header.seq,
+        captured_at_ns=header.captured_at_ns,
+        worker_id=worker_id,
+        model_version=model_version,
+        faces=faces,
+        timings=StageTimings(
+            decode_ms=prepared.decode_ms,
+            detect_ms=prepared.detect_ms,
+            classify_ms=classify_ms,
+            total_ms=_ms_since(prepared.started_ns),
+        ),
+        error=prepared.error,
+        completed_at_ns=time.time_ns(),
+    )
+
+
+def process_frame(
+    header: FrameHeader,
+    jpeg: bytes,
+    *,
+    detector: FaceDetector,
+    classifier: Classifier,
+    face_margin: float,
+    worker_id: str,
+) -> ResultHeader:
+    """One frame through every stage, its faces in one ``classify`` call."""
+    prepared = prepare_frame(
+        header, jpeg, detector=detector, input_hw=classifier.input_hw, face_margin=face_margin
+    )
+    classify_start_ns = time.perf_counter_ns()
+    probabilities = classifier.classify(prepared.faces_gray)
+    classify_ms = _ms_since(classify_start_ns) if len(prepared.boxes_xywh) else 0.0
+    return finish_frame(
+        prepared,
+        probabilities,
+        classify_ms=classify_ms,
+        worker_id=worker_id,
+        model_version=classifier.version,
+    )

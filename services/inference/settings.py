@@ -1,0 +1,116 @@
+"""Settings of an inference worker (prefix EMOJIFY_WORKER_): endpoints, model, detector, limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+__all__ = ["DEFAULT_MODEL_PATH", "WorkerSettings", "default_capture_endpoints", "default_worker_id"]
+
+DEFAULT_MODEL_PATH = Path("models/emotion_model.keras")
+
+# Same character set and length as WorkerId in shared.messages, so the default always validates.
+_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_ENDPOINT_PATTERN = r"^(tcp|ipc|inproc)://\S+$"
+
+Endpoint = Annotated[str, Field(pattern=_ENDPOINT_PATTERN, max_length=256)]
+
+
+def default_worker_id() -> str:
+    """``<hostname>-<pid>``, with the hostname cut to fit the 64-character id pattern."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname()) or "host"
+    pid = str(os.getpid())
+    return f"{host[: 63 - len(pid)]}-{pid}"
+
+
+def default_capture_endpoints() -> list[str]:
+    """The one capture on this host."""
+    return ["tcp://127.0.0.1:5555"]
+
+
+class WorkerSettings(ServiceSettings):
+    """One inference worker. Command line > EMOJIFY_WORKER_* environment > defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="EMOJIFY_WORKER_")
+
+    worker_id: str = Field(
+        default_factory=default_worker_id,
+        pattern=_ID_PATTERN,
+        description="Fixed identity on every capture's ROUTER and on results "
+        "(default <hostname>-<pid>; supervisord passes worker-N).",
+    )
+    # NoDecode: the environment may give a plain comma-separated list instead of JSON.
+    capture_endpoints: Annotated[list[Endpoint], NoDecode] = Field(
+        default_factory=default_capture_endpoints,
+        min_length=1,
+        max_length=16,
+        description="Capture ROUTER endpoints to connect to (comma-separated or repeated).",
+    )
+    results_endpoint: Endpoint = Field(
+        default="tcp://127.0.0.1:5557", description="Display PULL endpoint the results go to."
+    )
+    model_path: Path = Field(
+        default=DEFAULT_MODEL_PATH,
+        description="Keras model file written by training; its .json metadata lies beside it.",
+    )
+    credit: int = Field(
+        default=2, ge=1, le=16, description="Frames asked for in flight per capture endpoint."
+    )
+    detector: Literal["haar"] = Field(default="haar", description="Face detector.")
+    min_face_px: int = Field(
+        default=40, ge=8, le=2048, description="Smallest face side to detect, in frame pixels."
+    )
+    detect_max_width: int = Field(
+        default=640,
+        ge=160,
+        le=8192,
+        description="Frames wider than this are scaled down for detection (boxes are mapped "
+        "back to full-frame pixels).",
+    )
+    face_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.5,
+        description="Grow each face box by this fraction of its size per side before "
+        "cropping it for the model.",
+    )
+    tf_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="TensorFlow intra-/inter-op threads (0: TensorFlow decides).",
+    )
+
+    @field_validator("capture_endpoints", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise ValueError(
+                        f"expected a JSON list or comma-separated endpoints: {error}"
+                    ) from error
+            return [part.strip() for part in text.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return [part.strip() for item in value for part in item.split(",") if part.strip()]
+        return value
+
+    @field_validator("capture_endpoints")
+    @classmethod
+    def _unique(cls, endpoints: list[str]) -> list[str]:
+        duplicates = sorted({e for e in endpoints if endpoints.count(e) > 1})
+        if duplicates:
+            raise ValueError(f"expected each endpoint once, found duplicates {duplicates}")
+        return endpoints

@@ -1,0 +1,241 @@
+"""The inference worker as a real process between a fake capture (ROUTER) and display (PULL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from shared.image import encode_jpeg, iou_xywh
+from shared.labels import EMOTIONS
+from shared.messages import FrameHeader, ResultHeader, WorkRequest
+from shared.model_file import read_metadata
+from shared.wire import MAX_PAYLOAD_BYTES, WireError, decode_as, encode
+from tests.conftest import ASTRONAUT_FACE_XYWH
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER_ID = "test-worker"
+#: TensorFlow's import and the warm-up take ~5 s idle, much longer on a busy 2-core machine.
+STARTUP_S = 120.0
+
+
+@dataclass
+class Worker:
+    """A running worker process and the two fake peers it talks to."""
+
+    proc: subprocess.Popen[bytes]
+    router: zmq.Socket[bytes]
+    pull: zmq.Socket[bytes]
+    log_path: Path
+    first_request: WorkRequest
+
+    def send_frame(self, seq: int, jpeg: bytes, size_wh: tuple[int, int] = (512, 512)) -> None:
+        header = FrameHeader(
+            stream_id="test",
+            seq=seq,
+            captured_at_ns=time.time_ns(),
+            width=size_wh[0],
+            height=size_wh[1],
+        )
+        self.send_raw(encode(header, jpeg))
+
+    def send_raw(self, frames: list[bytes]) -> None:
+        # ROUTER_MANDATORY is set: retry while the worker is (re)connecting.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.router.send_multipart([WORKER_ID.encode(), *frames])
+                return
+            except zmq.ZMQError as error:
+                if error.errno != zmq.EHOSTUNREACH or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def result(self, timeout_s: float = 30.0) -> ResultHeader:
+        if not self.pull.poll(int(timeout_s * 1000)):
+            raise AssertionError(f"no result within {timeout_s} s; log:\n{self.log()}")
+        message, _ = decode_as(self.pull.recv_multipart(), ResultHeader)
+        return message
+
+    def requests(self, within_s: float) -> list[WorkRequest]:
+        """Every work request that arrives within ``within_s``."""
+        found = []
+        deadline = time.monotonic() + within_s
+        while (left := deadline - time.monotonic()) > 0:
+            if not self.router.poll(int(left * 1000) + 1):
+                break
+            identity, *frames = self.router.recv_multipart()
+            assert identity == WORKER_ID.encode()
+            request, _ = decode_as(frames, WorkRequest)
+            found.append(request)
+        return found
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _worker_command(model: Path, capture: str, results: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "services.inference",
+        "--capture-endpoints",
+        capture,
+        "--results-endpoint",
+        results,
+        "--model-path",
+        str(model),
+        "--worker-id",
+        WORKER_ID,
+        "--tf-threads",
+        "1",
+        "--stats-interval-s",
+        "1",
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    ctx: zmq.Context[Any] = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    capture_port = router.bind_to_random_port("tcp://127.0.0.1")
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    results_port = pull.bind_to_random_port("tcp://127.0.0.1")
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    command = _worker_command(
+        tiny_model_path,
+        f"tcp://127.0.0.1:{capture_port}",
+        f"tcp://127.0.0.1:{results_port}",
+    )
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=_env(), stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        if not router.poll(int(STARTUP_S * 1000)):
+            raise AssertionError(f"worker sent no work request; log:\n{log_path.read_text()}")
+        identity, *frames = router.recv_multipart()
+        assert identity == WORKER_ID.encode()
+        first, _ = decode_as(frames, WorkRequest)
+        yield Worker(proc, router, pull, log_path, first)
+    finally:
+        _stop(proc)
+        ctx.destroy(linger=0)
+
+
+def test_asks_for_its_credit_at_start(worker: Worker) -> None:
+    assert worker.first_request == WorkRequest(worker_id=WORKER_ID, credit=2)
+
+
+def test_one_result_per_frame_with_the_face_found(
+    worker: Worker, astronaut_bgr: np.ndarray, tiny_model_path: Path
+) -> None:
+    blank = encode_jpeg(np.full((480, 640, 3), 128, np.uint8))
+    worker.send_frame(0, encode_jpeg(astronaut_bgr, quality=90))
+    worker.send_frame(1, b"\xff\xd8" + b"not really a jpeg" * 10)
+    worker.send_frame(2, blank, size_wh=(640, 480))
+    results = {result.seq: result for result in (worker.result() for _ in range(3))}
+    assert sorted(results) == [0, 1, 2]
+    assert worker.pull.poll(500) == 0, "more than one result per frame"
+
+    face_frame, corrupt, empty = results[0], results[1], results[2]
+    version = read_metadata(tiny_model_path).version
+    for result in results.values():
+        assert result.stream_id == "test"
+        assert result.worker_id == WORKER_ID
+        assert result.model_version == version
+        assert result.completed_at_ns >= result.captured_at_ns
+    assert face_frame.error is None
+    assert len(face_frame.faces) == 1
+    face = face_frame.faces[0]
+    assert iou_xywh(face.box_xywh, ASTRONAUT_FACE_XYWH) > 0.6, face.box_xywh
+    assert face.label in EMOTIONS
+    assert sum(face.probabilities) == pytest.approx(1.0, abs=1e-4)
+    timings = face_frame.timings
+    assert timings.decode_ms > 0 and timings.detect_ms > 0 and timings.classify_ms > 0
+    assert timings.total_ms >= timings.decode_ms + timings.detect_ms + timings.classify_ms
+
+    assert corrupt.faces == ()
+    assert corrupt.error is not None and corrupt.error.startswith("corrupt jpeg:")
+    assert empty.faces == () and empty.error is None
+    # Every frame is answered by a request for one more.
+    assert sum(request.credit for request in worker.requests(1.0)) >= 3
+
+
+def test_malformed_messages_do_not_kill_it(worker: Worker, astronaut_bgr: np.ndarray) -> None:
+    huge_header = msgpack.packb({"kind": "frame", "pad": "x" * 200_000})
+    wrong_kind = encode(WorkRequest(worker_id="someone", credit=1))
+    for frames in ([b"garbage", b""], [b"one frame only"], wrong_kind, [huge_header, b"jpeg"]):
+        with pytest.raises(WireError):
+            decode_as(frames, FrameHeader)
+        worker.send_raw(frames)
+    worker.send_frame(10, encode_jpeg(astronaut_bgr))
+    assert worker.result().seq == 10
+    # Each malformed message used a credit the worker asks for again (4), plus the frame (1).
+    assert sum(request.credit for request in worker.requests(1.0)) >= 5
+
+    # A payload bigger than the wire format allows is refused like any malformed message.
+    header = FrameHeader(stream_id="test", seq=11, captured_at_ns=1, width=8, height=8)
+    worker.send_raw([encode(header, b"\xff\xd8")[0], b"\0" * (MAX_PAYLOAD_BYTES + 1)])
+    assert sum(request.credit for request in worker.requests(1.5)) >= 1
+    worker.send_frame(12, encode_jpeg(astronaut_bgr))
+    assert worker.result().seq == 12
+    assert worker.pull.poll(300) == 0, "a result for a malformed message"
+    assert worker.proc.poll() is None
+
+
+def test_sigterm_exits_zero_within_a_second(worker: Worker) -> None:
+    assert worker.proc.poll() is None
+    started = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    returncode = worker.proc.wait(timeout=10)
+    elapsed = time.monotonic() - started
+    log = worker.log()
+    assert returncode == 0, log
+    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
+    assert "Traceback" not in log
+    assert "malformed message from" in log
+    assert "corrupt jpeg:" in log
+    assert "fps_in=" in log and "results_dropped=" in log
+
+
+def test_missing_model_file_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no_model.keras"
+    result = subprocess.run(
+        _worker_command(missing, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2"),
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"model file not found: {missing}" in result.stderr
+    assert "Traceback" not in result.stderr

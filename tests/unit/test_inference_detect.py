@@ -1,0 +1,81 @@
+"""Haar face detection on a real portrait: found where it is, nothing found where nothing is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from services.inference.detect import DetectorError, HaarDetector, make_detector
+from shared.image import iou_xywh
+from tests.conftest import ASTRONAUT_FACE_XYWH
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _scaled(box: tuple[int, int, int, int], factor: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return round(x * factor), round(y * factor), round(w * factor), round(h * factor)
+
+
+@pytest.mark.parametrize(
+    ("factor", "detect_max_width"),
+    [(1.0, 640), (2.0, 640), (1.25, 640), (1.0, 256)],
+    ids=["native", "downscaled-2x", "downscaled-1.25x", "small-detect-width"],
+)
+def test_finds_the_astronauts_face(
+    astronaut_bgr: np.ndarray, factor: float, detect_max_width: int
+) -> None:
+    frame = astronaut_bgr
+    if factor != 1.0:
+        size = round(512 * factor)
+        frame = cv2.resize(astronaut_bgr, (size, size), interpolation=cv2.INTER_LINEAR)
+    boxes = HaarDetector(min_face_px=40, detect_max_width=detect_max_width).detect(frame)
+    assert len(boxes) == 1, boxes
+    expected = _scaled(ASTRONAUT_FACE_XYWH, factor)
+    assert iou_xywh(boxes[0], expected) > 0.6, (boxes[0], expected)
+    assert all(isinstance(value, int) for value in boxes[0])
+
+
+def test_face_lies_in_the_known_region(astronaut_bgr: np.ndarray) -> None:
+    (x, y, w, h), *_ = HaarDetector().detect(astronaut_bgr)
+    centre_x, centre_y = x + w / 2, y + h / 2
+    assert 170 <= centre_x <= 260
+    assert 30 <= centre_y <= 160
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((480, 640, 3), np.uint8),
+        np.full((480, 640, 3), 200, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    ],
+    ids=["black", "grey", "noise"],
+)
+def test_no_faces_in_faceless_frames(frame: np.ndarray) -> None:
+    assert HaarDetector().detect(frame) == []
+
+
+def test_min_face_px_skips_small_faces(astronaut_bgr: np.ndarray) -> None:
+    assert HaarDetector(min_face_px=150).detect(astronaut_bgr) == []
+
+
+def test_does_not_mutate_the_frame(astronaut_bgr: np.ndarray) -> None:
+    frame = astronaut_bgr.copy()
+    HaarDetector().detect(frame)
+    assert np.array_equal(frame, astronaut_bgr)
+
+
+def test_missing_cascade_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.xml"
+    with pytest.raises(DetectorError, match=r"Haar cascade not found: .*nope\.xml"):
+        HaarDetector(cascade_path=missing)
+
+
+def test_make_detector_knows_haar_only() -> None:
+    assert isinstance(make_detector("haar", 40, 640), HaarDetector)
+    with pytest.raises(DetectorError, match="unknown detector"):
+        make_detector("mtcnn", 40, 640)
