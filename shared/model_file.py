@@ -101,6 +101,8 @@ def write_atomic(path: Path, write: Callable[[Path], None], suffix: str = "") ->
         write(tmp)
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
+        # mkstemp makes the file private; a model file is read by workers of other users too.
+        tmp.chmod(0o644)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

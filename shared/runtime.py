@@ -9,7 +9,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from types import FrameType
 from typing import Final
 
@@ -52,6 +53,35 @@ def install_stop_handlers(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
+
+
+class StartupInterrupted(BaseException):
+    """A stop signal arrived during start-up (a BaseException, so library code that catches
+    ``Exception`` around its imports cannot swallow it)."""
+
+
+@contextmanager
+def interruptible_startup(stop: threading.Event) -> Iterator[None]:
+    """While slow start-up work runs (TensorFlow import, model load), a stop signal aborts it.
+
+    The main thread is not in a polling loop yet, so setting ``stop`` alone would only be seen
+    seconds later; instead the handler raises ``StartupInterrupted`` on the main thread.
+    Afterwards the handlers installed before are restored.
+    """
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+        raise StartupInterrupted(signal.Signals(signum).name)
+
+    for signum in signals:
+        signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class Stats:

@@ -14,7 +14,13 @@ import zmq
 from shared.log_throttle import LogThrottle
 from shared.messages import FrameHeader
 from shared.model_file import ModelFileError
-from shared.runtime import PeriodicLogger, install_stop_handlers, setup_logging
+from shared.runtime import (
+    PeriodicLogger,
+    StartupInterrupted,
+    install_stop_handlers,
+    interruptible_startup,
+    setup_logging,
+)
 from shared.settings import load_settings
 from shared.transport import TransportError
 from shared.wire import WireError, decode_as
@@ -204,11 +210,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     install_stop_handlers(stop)
     try:
-        detector = make_detector(settings.detector, settings.min_face_px, settings.detect_max_width)
-        classifier = EmotionClassifier.load(settings.model_path, settings.tf_threads)
+        with interruptible_startup(stop):
+            detector = make_detector(
+                settings.detector, settings.min_face_px, settings.detect_max_width
+            )
+            classifier = EmotionClassifier.load(settings.model_path, settings.tf_threads)
     except (ModelFileError, DetectorError) as error:
         log.error("cannot start: %s", _one_line(error))
         return EXIT_CANNOT_START
+    except StartupInterrupted as signal_name:
+        log.info("received %s during start-up, stopping", signal_name)
+        return 0
     try:
         return run(settings, stop, classifier=classifier, detector=detector)
     except TransportError as error:

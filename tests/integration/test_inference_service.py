@@ -239,3 +239,26 @@ def test_missing_model_file_exits_2_with_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"model file not found: {missing}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sigterm_during_startup_exits_zero_within_a_second(tiny_model_path: Path) -> None:
+    proc = subprocess.Popen(
+        _worker_command(tiny_model_path, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2"),
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(1.5)  # inside the TensorFlow import and model load, which take seconds
+        assert proc.poll() is None
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        returncode = proc.wait(timeout=10)
+        elapsed = time.monotonic() - started
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+        assert returncode == 0, stderr
+        assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
+        assert "during start-up, stopping" in stderr
+    finally:
+        _stop(proc)

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,9 +15,11 @@ from shared.runtime import (
     LatencyWindow,
     PeriodicLogger,
     RateMeter,
+    StartupInterrupted,
     Stats,
     format_stats_line,
     install_stop_handlers,
+    interruptible_startup,
     setup_logging,
 )
 
@@ -174,3 +177,16 @@ def test_stop_handlers_need_main_thread(restore_signals: None) -> None:
     thread.start()
     thread.join()
     assert len(errors) == 1
+
+
+def test_stop_signal_interrupts_startup_work_and_restores_handlers() -> None:
+    stop = threading.Event()
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(StartupInterrupted, match="SIGTERM"), interruptible_startup(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # slow start-up work, interrupted between bytecodes
+            sum(range(1000))
+        pytest.fail("start-up work was not interrupted")
+    assert stop.wait(2)
+    assert signal.getsignal(signal.SIGTERM) is before

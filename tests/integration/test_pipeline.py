@@ -1,0 +1,177 @@
+"""The whole pipeline under supervisord, as users run it: recording -> 2 workers -> display."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.image import iou_xywh
+from shared.model_file import read_metadata
+from shared.recording import load_recording
+from tests.integration.display_harness import free_port, http_get, read_jsonl, wait_for
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDING = REPO / "recordings" / "demo"
+MODEL = REPO / "models" / "emotion_model.keras"
+PROGRAMS = ("capture", "display", "worker-0", "worker-1")
+
+
+@dataclass
+class Pipeline:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    jsonl_path: Path
+    http_url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def child_pids(self) -> dict[str, int]:
+        spawned = re.findall(r"spawned: '([\w-]+)' with pid (\d+)", self.log())
+        return {name: int(pid) for name, pid in spawned}
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    frames, preview, results, http = (free_port() for _ in range(4))
+    jsonl = tmp_path / "results.jsonl"
+    env = {
+        **os.environ,
+        "EMOJIFY_RUN_DIR": str(tmp_path / "run"),
+        "EMOJIFY_WORKERS": "2",
+        "EMOJIFY_CAPTURE_SOURCE": str(RECORDING),
+        "EMOJIFY_CAPTURE_LOOP": "false",
+        "EMOJIFY_CAPTURE_MODE": "lossless",
+        "EMOJIFY_CAPTURE_PACE": "fast",
+        "EMOJIFY_CAPTURE_FRAMES_ENDPOINT": f"tcp://127.0.0.1:{frames}",
+        "EMOJIFY_CAPTURE_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": f"tcp://127.0.0.1:{frames}",
+        "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
+        "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
+        "EMOJIFY_DISPLAY_MODE": "sync",
+        "EMOJIFY_DISPLAY_SINKS": "http,jsonl",
+        "EMOJIFY_DISPLAY_HTTP_PORT": str(http),
+        "EMOJIFY_DISPLAY_JSONL_PATH": str(jsonl),
+    }
+    env.pop("DISPLAY", None)
+    log_path = tmp_path / "supervisord.out"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(REPO / "scripts" / "run_pipeline.sh")],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Pipeline(process, log_path, jsonl, f"http://127.0.0.1:{http}/")
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        for pid in running.child_pids().values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie has exited but is not yet reaped by its parent.
+    state = (
+        Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}").exists() else "X"
+    )
+    return state not in ("Z", "X")
+
+
+def _matched_faces(truth: list[Any], found: list[dict[str, Any]]) -> tuple[int, int]:
+    """(ground-truth faces found, detections matching no ground-truth face), IoU >= 0.3."""
+    hits = sum(
+        any(iou_xywh(face.box_xywh, tuple(f["box_xywh"])) >= 0.3 for f in found) for face in truth
+    )
+    strays = sum(
+        not any(iou_xywh(face.box_xywh, tuple(f["box_xywh"])) >= 0.3 for face in truth)
+        for f in found
+    )
+    return hits, strays
+
+
+@pytest.mark.timeout(300)
+def test_lossless_recording_gets_one_result_per_frame_with_faces_in_place(
+    pipeline: Pipeline,
+) -> None:
+    recording = load_recording(RECORDING)
+    total = len(recording.frames)
+
+    def all_results() -> bool:
+        assert pipeline.process.poll() is None, pipeline.log()[-4000:]
+        return pipeline.jsonl_path.exists() and len(read_jsonl(pipeline.jsonl_path)) >= total
+
+    wait_for(all_results, 240, f"{total} results\n{pipeline.log()[-3000:]}")
+    wait_for(lambda: "stream demo complete" in pipeline.log(), 30, "the display's end of stream")
+    time.sleep(0.5)  # a duplicate would arrive right behind the last result
+    results = read_jsonl(pipeline.jsonl_path)
+
+    seqs = Counter(r["seq"] for r in results)
+    assert sorted(seqs) == list(range(total)), "every frame gets a result"
+    assert max(seqs.values()) == 1, f"duplicates: {[s for s, n in seqs.items() if n > 1]}"
+    assert {r["stream_id"] for r in results} == {recording.stream_id}
+    assert {r["model_version"] for r in results} == {read_metadata(MODEL).version}
+    assert {r["worker_id"] for r in results} <= {"worker-0", "worker-1"}
+    assert all(r["error"] is None for r in results)
+
+    by_seq = {r["seq"]: r for r in results}
+    truth_faces = hits = strays = 0
+    for seq, frame in enumerate(recording.frames):
+        found, missed = _matched_faces(list(frame.faces), by_seq[seq]["faces"])
+        truth_faces += len(frame.faces)
+        hits += found
+        strays += missed
+    assert hits >= 0.9 * truth_faces, f"found {hits} of {truth_faces} faces"
+    assert strays <= 0.05 * truth_faces, f"{strays} detections where no face is"
+    assert all(len(f["probabilities"]) == 7 for r in results for f in r["faces"])
+
+    status, page = http_get(pipeline.http_url)
+    assert status == 200 and b"stream.mjpg" in page
+
+    log = pipeline.log()
+    for program in ("capture", "display", "worker-0", "worker-1"):
+        assert re.search(rf"success: {program} entered RUNNING state", log), log[-3000:]
+    # Every service's lines name the service and its pid (supervisord merges them).
+    assert re.search(r"\bcapture\[\d+\]", log) and re.search(r"\bdisplay\[\d+\]", log)
+
+
+@pytest.mark.timeout(120)
+def test_stopping_supervisord_leaves_no_process_behind(pipeline: Pipeline) -> None:
+    wait_for(
+        lambda: all(f"success: {p} entered RUNNING state" in pipeline.log() for p in PROGRAMS),
+        90,
+        "all programs running",
+    )
+    pids = pipeline.child_pids()
+    assert set(pids) == set(PROGRAMS)
+    pipeline.process.send_signal(signal.SIGTERM)
+    assert pipeline.process.wait(timeout=30) == 0
+    log = pipeline.log()
+    for program in PROGRAMS:
+        assert f"stopped: {program} (exit status 0)" in log, log[-3000:]
+    assert not [name for name, pid in pids.items() if _alive(pid)]
