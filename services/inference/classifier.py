@@ -25,7 +25,7 @@ WARMUP_BATCHES = (1, 4)
 
 
 class Classifier(Protocol):
-    """What the worker loop needs from a classifier (tests and a later hot reload swap it)."""
+    """What the worker loop needs from a classifier (tests and the hot reload swap it)."""
 
     @property
     def version(self) -> str: ...
@@ -68,7 +68,12 @@ class EmotionClassifier:
             predict, input_signature=signature, reduce_retracing=True
         )
         for batch in WARMUP_BATCHES:
-            self.classify(np.zeros((batch, height, width, 1), dtype=np.uint8))
+            warm = self.classify(np.zeros((batch, height, width, 1), dtype=np.uint8))
+            if warm.shape != (batch, NUM_EMOTIONS) or not np.all(np.isfinite(warm)):
+                raise ModelFileError(
+                    f"{path}: warm-up gave {warm.shape} outputs with non-finite values or of "
+                    f"the wrong shape; expected ({batch}, {NUM_EMOTIONS}) probabilities"
+                )
 
     @classmethod
     def load(cls, path: Path, tf_threads: int = 0) -> EmotionClassifier:

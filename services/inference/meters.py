@@ -11,7 +11,7 @@ __all__ = ["COUNTERS", "STAGES", "WorkerMeters"]
 
 #: Counter names in Stats: frames received, results sent, faces classified, malformed
 #: messages, frames whose JPEG did not decode, results the display did not take, credit
-#: re-requests after silence.
+#: re-requests after silence, models swapped in while running, new model files refused.
 COUNTERS: Final = (
     "frames",
     "results",
@@ -20,6 +20,8 @@ COUNTERS: Final = (
     "corrupt",
     "results_dropped",
     "credit_resends",
+    "reloads",
+    "reload_failed",
 )
 STAGES: Final = ("decode", "detect", "classify")
 
@@ -73,4 +75,6 @@ class WorkerMeters:
         fields["frames"] = counts.get("frames", 0)
         fields["results"] = counts.get("results", 0)
         fields["credit_resends"] = counts.get("credit_resends", 0)
+        fields["reloads"] = counts.get("reloads", 0)
+        fields["reload_failed"] = counts.get("reload_failed", 0)
         return format_stats_line(fields)

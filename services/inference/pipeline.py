@@ -1,7 +1,8 @@
 """One frame through the worker's stages: decode, detect, crop faces, classify, build the result.
 
 Split in two halves, ``prepare_frame`` (everything before the model) and ``finish_frame``, so
-that faces of several frames can later share one ``classify`` call.
+that faces of several frames can share one ``classify`` call (``batching.classify_frames``);
+``label_faces`` turns a frame's probabilities into faces, through the tracker when there is one.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.image import BoxXYWH, ImageError, SizeHW, decode_jpeg, face_gray
+from shared.labels import EMOTIONS
 from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
 
 from .classifier import Classifier, Probabilities
 from .detect import FaceDetector
+from .tracker import FaceTracker
 
-__all__ = ["PreparedFrame", "finish_frame", "prepare_frame", "process_frame"]
+__all__ = ["PreparedFrame", "finish_frame", "label_faces", "prepare_frame", "process_frame"]
 
 MAX_ERROR_CHARS = 1000
 
@@ -84,24 +87,56 @@ def prepare_frame(
     )
 
 
-def finish_frame(
+def label_faces(
     prepared: PreparedFrame,
     probabilities: Probabilities,
-    *,
-    classify_ms: float,
-    worker_id: str,
-    model_version: str,
-) -> ResultHeader:
-    """The result message for a prepared frame and its faces' probabilities (N, 7)."""
+    tracker: FaceTracker | None = None,
+) -> tuple[Face, ...]:
+    """The frame's faces from their probabilities (N, 7).
+
+    Without a tracker each face is labelled with its most probable emotion; with one, it gets
+    its track id, the smoothed probabilities and the held label. Frames that failed to decode
+    do not touch the tracker.
+    """
     if len(probabilities) != len(prepared.boxes_xywh):
         raise ValueError(
             f"expected one probability row per face ({len(prepared.boxes_xywh)}), "
             f"found {len(probabilities)}"
         )
-    faces = tuple(
-        Face.from_probabilities(box, np.clip(row, 0.0, 1.0))
-        for box, row in zip(prepared.boxes_xywh, probabilities, strict=True)
+    rows = np.clip(probabilities, 0.0, 1.0)
+    if tracker is None or prepared.error is not None:
+        return tuple(
+            Face.from_probabilities(box, row)
+            for box, row in zip(prepared.boxes_xywh, rows, strict=True)
+        )
+    header = prepared.header
+    tracked = tracker.update(
+        header.stream_id, header.seq, header.captured_at_ns, prepared.boxes_xywh, rows
     )
+    faces = []
+    for box, face in zip(prepared.boxes_xywh, tracked, strict=True):
+        values = tuple(float(v) for v in np.clip(face.probabilities, 0.0, 1.0))
+        faces.append(
+            Face(
+                box_xywh=box,
+                probabilities=values,
+                label=EMOTIONS[face.label_index],
+                score=values[face.label_index],
+                track_id=face.track_id,
+            )
+        )
+    return tuple(faces)
+
+
+def finish_frame(
+    prepared: PreparedFrame,
+    faces: tuple[Face, ...],
+    *,
+    classify_ms: float,
+    worker_id: str,
+    model_version: str,
+) -> ResultHeader:
+    """The result message for a prepared frame and its labelled faces."""
     header = prepared.header
     return ResultHeader(
         stream_id=header.stream_id,
@@ -139,7 +174,7 @@ def process_frame(
     classify_ms = _ms_since(classify_start_ns) if len(prepared.boxes_xywh) else 0.0
     return finish_frame(
         prepared,
-        probabilities,
+        label_faces(prepared, probabilities),
         classify_ms=classify_ms,
         worker_id=worker_id,
         model_version=classifier.version,

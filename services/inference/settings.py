@@ -1,4 +1,5 @@
-"""Settings of an inference worker (prefix EMOJIFY_WORKER_): endpoints, model, detector, limits."""
+"""Settings of an inference worker (prefix EMOJIFY_WORKER_): endpoints, model, reload, detector,
+tracking, batching, limits."""
 
 from __future__ import annotations
 
@@ -88,6 +89,57 @@ class WorkerSettings(ServiceSettings):
         ge=0,
         le=256,
         description="TensorFlow intra-/inter-op threads (0: TensorFlow decides).",
+    )
+
+    reload_check_s: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=3600.0,
+        description="Seconds between checks of the model file for a new model to load while "
+        "running (its inode, size and mtime, and its metadata's); 0 turns hot reload off.",
+    )
+    track_iou: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Least IoU between a face and a track of the previous frame to be the same "
+        "face (greedy, highest IoU first).",
+    )
+    track_max_missed: int = Field(
+        default=5,
+        ge=0,
+        le=100,
+        description="Frames (of its stream, seen by this worker) a track survives without its "
+        "face before it is forgotten.",
+    )
+    smoothing: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=0.95,
+        description="Weight of a track's past in its probabilities (exponential moving "
+        "average, per worker); 0 reports each frame's own probabilities.",
+    )
+    label_hold_frames: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Frames another emotion must lead a track's smoothed probabilities before "
+        "its reported label changes (1: change at once).",
+    )
+    max_batch_wait_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="After a frame arrives, wait up to this long for more frames (other "
+        "credit, other streams) and classify all their faces in one call; 0 classifies each "
+        "frame alone.",
+    )
+    max_batch_faces: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Stop gathering frames for a batch once it holds this many faces (a "
+        "frame's faces are never split, so one call may hold a frame's worth more).",
     )
 
     @field_validator("capture_endpoints", mode="before")

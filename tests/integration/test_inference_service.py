@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,9 @@ import zmq
 from shared.image import encode_jpeg, iou_xywh
 from shared.labels import EMOTIONS
 from shared.messages import FrameHeader, ResultHeader, WorkRequest
-from shared.model_file import read_metadata
+from shared.model_file import metadata_path, read_metadata, write_model_files
 from shared.wire import MAX_PAYLOAD_BYTES, WireError, decode_as, encode
-from tests.conftest import ASTRONAUT_FACE_XYWH
+from tests.conftest import ASTRONAUT_FACE_XYWH, TINY_METADATA, write_tiny_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -117,8 +119,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def worker(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+@contextmanager
+def _running_worker(model: Path, log_path: Path, *extra: str) -> Iterator[Worker]:
+    """A worker process on ``model`` between a fake capture and display, killed afterwards."""
     ctx: zmq.Context[Any] = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
@@ -127,15 +130,14 @@ def worker(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.LINGER, 0)
     results_port = pull.bind_to_random_port("tcp://127.0.0.1")
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     command = _worker_command(
-        tiny_model_path,
+        model,
         f"tcp://127.0.0.1:{capture_port}",
         f"tcp://127.0.0.1:{results_port}",
     )
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            command, cwd=ROOT, env=_env(), stdout=log_file, stderr=subprocess.STDOUT
+            [*command, *extra], cwd=ROOT, env=_env(), stdout=log_file, stderr=subprocess.STDOUT
         )
     try:
         if not router.poll(int(STARTUP_S * 1000)):
@@ -147,6 +149,13 @@ def worker(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         _stop(proc)
         ctx.destroy(linger=0)
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    with _running_worker(tiny_model_path, log_path) as running:
+        yield running
 
 
 def test_asks_for_its_credit_at_start(worker: Worker) -> None:
@@ -262,3 +271,53 @@ def test_sigterm_during_startup_exits_zero_within_a_second(tiny_model_path: Path
         assert "during start-up, stopping" in stderr
     finally:
         _stop(proc)
+
+
+def test_a_new_model_file_is_picked_up_and_a_bad_one_refused(
+    tiny_model_path: Path, tmp_path: Path, astronaut_bgr: np.ndarray
+) -> None:
+    model = tmp_path / "emotion_model.keras"
+    shutil.copy(tiny_model_path, model)
+    shutil.copy(metadata_path(tiny_model_path), metadata_path(model))
+    first = read_metadata(model).version
+    jpeg = encode_jpeg(astronaut_bgr, quality=90)
+    with _running_worker(model, tmp_path / "worker.log", "--reload-check-s", "0.2") as running:
+        seq = 0
+
+        def next_result() -> ResultHeader:
+            nonlocal seq
+            running.send_frame(seq, jpeg)
+            seq += 1
+            return running.result()
+
+        assert next_result().model_version == first
+        # Training writes a new model (another seed, so another hash and version) in place.
+        second = read_metadata(write_tiny_model(model, seed=1)).version
+        assert second != first
+        deadline = time.monotonic() + 60
+        while (result := next_result()).model_version != second:
+            assert result.model_version == first
+            assert time.monotonic() < deadline, f"never reloaded; log:\n{running.log()}"
+        assert len(result.faces) == 1
+        assert f"model reloaded: {first} -> {second}" in running.log()
+
+        # A model file of garbage whose metadata hash matches: loads fail, the old model stays.
+        def write_garbage(path: Path) -> None:
+            path.write_bytes(b"not a model")
+
+        write_model_files(model, write_garbage, TINY_METADATA)
+        deadline = time.monotonic() + 60
+        while "model reload refused" not in running.log():
+            assert next_result().model_version == second
+            assert time.monotonic() < deadline, f"bad file not noticed; log:\n{running.log()}"
+        for _ in range(10):  # two seconds of checks of the same bad file
+            assert next_result().model_version == second
+            time.sleep(0.2)
+        log = running.log()
+        refusals = [line for line in log.splitlines() if "model reload refused" in line]
+        assert len(refusals) == 1, refusals
+        assert "WARNING" in refusals[0] and str(model) in refusals[0]
+        assert "cannot load model file" in refusals[0]
+        assert "reload_failed=1" in log
+        assert running.proc.poll() is None
+        assert "Traceback" not in log

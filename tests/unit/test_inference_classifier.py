@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from services.inference.classifier import EmotionClassifier
+from shared.image import face_gray
 from shared.labels import EMOTIONS
 from shared.model_file import ModelFileError, metadata_path, read_metadata, sha256_file
+from tests.conftest import ASTRONAUT_FACE_XYWH
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,6 +44,25 @@ def test_compiled_path_matches_plain_call(
     assert probabilities.shape == (batch, len(EMOTIONS))
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 16])
+def test_compiled_path_matches_keras_on_real_faces(
+    classifier: EmotionClassifier, tiny_model_path: Path, astronaut_bgr: np.ndarray, batch: int
+) -> None:
+    """The path batching uses (one call, any batch size) equals the plain model on real crops."""
+    from shared.keras_layers import load_model
+
+    x, y, w, h = ASTRONAUT_FACE_XYWH
+    # The hand-labelled face, shifted and grown a little, as a detector's boxes would be.
+    boxes = [(x + 3 * (i % 4) - 4, y + 2 * (i // 4) - 3, w + i, h + i) for i in range(batch)]
+    faces = np.stack([face_gray(astronaut_bgr, box, (48, 48), 0.1) for box in boxes])[..., None]
+    expected = np.asarray(load_model(tiny_model_path)(faces, training=False))
+    probabilities = classifier.classify(faces)
+    assert probabilities.shape == (batch, len(EMOTIONS))
+    np.testing.assert_allclose(probabilities, expected, atol=1e-4)
+    # Each face's row does not depend on the other faces in the batch.
+    np.testing.assert_allclose(classifier.classify(faces[-1:]), probabilities[-1:], atol=1e-4)
 
 
 def test_no_faces_gives_an_empty_batch_without_tensorflow(classifier: EmotionClassifier) -> None:

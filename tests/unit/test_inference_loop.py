@@ -1,10 +1,12 @@
-"""The worker loop without TensorFlow: credit, bounded result sends, run() in a thread."""
+"""The worker loop without TensorFlow: credit, bounded result sends, run() in a thread,
+batching across frames and a model swapped in while running."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from shared.labels import NUM_EMOTIONS
 from shared.messages import FrameHeader, ResultHeader, WorkRequest
 from shared.runtime import Stats
 from shared.wire import decode_as, encode
+from tests.unit.test_inference_batching import BrightnessClassifier
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -169,3 +172,141 @@ def test_run_in_a_thread_answers_every_frame_and_stops(ctx: zmq.Context[Any]) ->
         thread.join(timeout=5)
         assert not thread.is_alive()
         assert time.monotonic() - started < 1.0
+
+
+class CountByBrightness:
+    """0, 1 or 3 faces by the frame's gray level (30, 90, 150), side by side at the left."""
+
+    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]:
+        count = {30: 0, 90: 1, 150: 3}[int(round(float(frame_bgr.mean()) / 30) * 30)]
+        return [(10 + 50 * i, 10, 40, 40) for i in range(count)]
+
+
+def _pull(ctx: zmq.Context[Any]) -> tuple[zmq.Socket[bytes], str]:
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.LINGER, 0)
+    return pull, f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}"
+
+
+def _frame(stream_id: str, seq: int, level: int) -> list[bytes]:
+    header = FrameHeader(
+        stream_id=stream_id, seq=seq, captured_at_ns=time.time_ns(), width=160, height=120
+    )
+    return encode(header, encode_jpeg(np.full((120, 160, 3), level, np.uint8), quality=95))
+
+
+def _start(settings: WorkerSettings, stop: threading.Event, **kwargs: Any) -> threading.Thread:
+    thread = threading.Thread(target=run, args=(settings, stop), kwargs=kwargs, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_frames_within_the_wait_share_one_classify_call(ctx: zmq.Context[Any]) -> None:
+    router, capture = _router(ctx)
+    pull, results = _pull(ctx)
+    settings = WorkerSettings(
+        worker_id="w1",
+        capture_endpoints=[capture],
+        results_endpoint=results,
+        credit=3,
+        max_batch_wait_ms=100,
+        smoothing=0.0,
+        reload_check_s=0,
+    )
+    classifier = BrightnessClassifier()
+    stop = threading.Event()
+    thread = _start(settings, stop, ctx=ctx, classifier=classifier, detector=CountByBrightness())
+    try:
+        assert _request(router).credit == 3
+        sent = {("a", 0): 150, ("b", 0): 30, ("b", 1): 90}
+        for (stream_id, seq), level in sent.items():
+            router.send_multipart([b"w1", *_frame(stream_id, seq, level)])
+        got = {}
+        for _ in sent:
+            assert pull.poll(5000)
+            result, _ = decode_as(pull.recv_multipart(), ResultHeader)
+            got[(result.stream_id, result.seq)] = result
+        assert set(got) == set(sent)
+        assert classifier.batches == [4], "the three frames were not classified together"
+        for key, level in sent.items():
+            faces = got[key].faces
+            assert len(faces) == {30: 0, 90: 1, 150: 3}[level]
+            for face in faces:
+                assert face.probabilities[0] == pytest.approx(level / 255, abs=0.02)
+                assert face.track_id is not None
+        assert got[("a", 0)].timings.classify_ms > 0
+        assert got[("b", 0)].timings.classify_ms == 0
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+
+
+class NamedClassifier(UniformClassifier):
+    def __init__(self, version: str) -> None:
+        super().__init__()
+        self.version = version
+
+
+def test_a_new_model_file_is_swapped_in_between_frames(
+    ctx: zmq.Context[Any], tmp_path: Path
+) -> None:
+    router, capture = _router(ctx)
+    pull, results = _pull(ctx)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"v1")
+    settings = WorkerSettings(
+        worker_id="w1",
+        capture_endpoints=[capture],
+        results_endpoint=results,
+        credit=1,
+        model_path=model,
+        reload_check_s=0.05,
+    )
+    loads: list[str] = []
+
+    def load(path: Path) -> NamedClassifier:
+        content = path.read_bytes().decode()
+        loads.append(content)
+        if content == "bad":
+            raise ValueError("refused")
+        return NamedClassifier(content)
+
+    stop = threading.Event()
+    thread = _start(
+        settings,
+        stop,
+        ctx=ctx,
+        classifier=NamedClassifier("v1"),
+        detector=FixedDetector(),
+        load_classifier=load,
+    )
+
+    def version_of_next(seq: int) -> str:
+        router.send_multipart([b"w1", *_frame("s", seq, 90)])
+        assert pull.poll(5000)
+        result, _ = decode_as(pull.recv_multipart(), ResultHeader)
+        assert _request(router).credit == 1
+        return result.model_version
+
+    try:
+        assert _request(router).credit == 1
+        assert version_of_next(0) == "v1"
+        replacement = tmp_path / "new"
+        replacement.write_bytes(b"v2")
+        replacement.replace(model)
+        seq, deadline = 1, time.monotonic() + 5
+        while version_of_next(seq) != "v2":
+            assert time.monotonic() < deadline, "the new model never came into use"
+            seq += 1
+        replacement.write_bytes(b"bad")
+        replacement.replace(model)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            seq += 1
+            assert version_of_next(seq) == "v2"
+        assert loads == ["v2", "bad"]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        assert not thread.is_alive()

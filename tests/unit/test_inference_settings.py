@@ -22,6 +22,10 @@ def test_defaults() -> None:
     assert settings.results_endpoint == "tcp://127.0.0.1:5557"
     assert settings.credit == 2
     assert settings.detector == "haar"
+    assert settings.reload_check_s == 2.0
+    assert settings.max_batch_wait_ms == 0.0, "batching must be opt-in"
+    assert settings.label_hold_frames == 3
+    assert 0.0 <= settings.smoothing < 1.0
     assert re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", settings.worker_id)
 
 
@@ -58,6 +62,13 @@ def test_capture_endpoint_lists(
         (["--capture-endpoints", "localhost:5555"], "capture_endpoints"),
         (["--capture-endpoints", "tcp://a:1,tcp://a:1"], "capture_endpoints"),
         (["--worker-id", "bad id"], "worker_id"),
+        (["--reload-check-s", "-1"], "reload_check_s"),
+        (["--max-batch-wait-ms", "101"], "max_batch_wait_ms"),
+        (["--max-batch-faces", "0"], "max_batch_faces"),
+        (["--smoothing", "1"], "smoothing"),
+        (["--label-hold-frames", "0"], "label_hold_frames"),
+        (["--track-iou", "0"], "track_iou"),
+        (["--track-max-missed", "-1"], "track_max_missed"),
     ],
 )
 def test_bad_values_exit_2_naming_the_field(

@@ -1,0 +1,38 @@
+"""Faces of several prepared frames through one ``classify`` call, each row back to its frame."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from shared.labels import NUM_EMOTIONS
+
+from .classifier import Classifier, Probabilities
+from .pipeline import PreparedFrame
+
+__all__ = ["classify_frames"]
+
+
+def classify_frames(
+    frames: Sequence[PreparedFrame], classifier: Classifier
+) -> tuple[list[Probabilities], float]:
+    """Per frame its faces' probabilities (N_i, 7), and the one call's time in ms.
+
+    Frames without faces (or that failed to decode) get an empty (0, 7) block; when no frame
+    has a face the classifier is not called and the time is 0.
+    """
+    counts = [len(frame.faces_gray) for frame in frames]
+    total = sum(counts)
+    if total == 0:
+        empty = np.zeros((0, NUM_EMOTIONS), dtype=np.float32)
+        return [empty.copy() for _ in frames], 0.0
+    faces_gray = np.concatenate([frame.faces_gray for frame in frames if len(frame.faces_gray)])
+    started_ns = time.perf_counter_ns()
+    probabilities = classifier.classify(faces_gray)
+    classify_ms = (time.perf_counter_ns() - started_ns) / 1e6
+    if len(probabilities) != total:
+        raise ValueError(f"classifier gave {len(probabilities)} rows for {total} faces")
+    bounds = np.cumsum(counts)[:-1]
+    return list(np.split(probabilities, bounds)), classify_ms

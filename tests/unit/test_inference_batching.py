@@ -1,0 +1,76 @@
+"""Batching across frames: every face's probabilities go back to its own frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from services.inference.batching import classify_frames
+from services.inference.pipeline import PreparedFrame
+from shared.image import SizeHW
+from shared.labels import NUM_EMOTIONS
+from shared.messages import FrameHeader
+
+
+class BrightnessClassifier:
+    """Writes each face's mean brightness (0..1) into its first probability."""
+
+    version = "brightness"
+    input_hw: SizeHW = (48, 48)
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        self.batches.append(len(faces_gray))
+        out = np.zeros((len(faces_gray), NUM_EMOTIONS), np.float32)
+        out[:, 0] = faces_gray.reshape(len(faces_gray), -1).mean(axis=1) / 255.0
+        out[:, -1] = 1.0 - out[:, 0]
+        return out
+
+
+def prepared(stream_id: str, seq: int, levels: list[int]) -> PreparedFrame:
+    """A frame whose faces are uniform squares of the given gray levels."""
+    faces = np.zeros((len(levels), 48, 48, 1), np.uint8)
+    for index, level in enumerate(levels):
+        faces[index] = level
+    header = FrameHeader(stream_id=stream_id, seq=seq, captured_at_ns=1, width=640, height=480)
+    return PreparedFrame(
+        header=header,
+        started_ns=0,
+        boxes_xywh=[(10 * i, 0, 10, 10) for i in range(len(levels))],
+        faces_gray=faces,
+    )
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [("a", 0, [10, 20, 30]), ("b", 0, []), ("a", 1, [200]), ("b", 1, [50, 60, 70])],
+        [("a", 0, []), ("a", 1, [255])],
+        [("a", 0, [1]), ("b", 7, [2]), ("c", 3, [3])],
+        [("b", 4, [90, 91, 92])],
+    ],
+    ids=["mixed-0-1-3", "empty-first", "three-streams", "one-frame"],
+)
+def test_each_face_gets_its_own_probabilities(
+    frames: list[tuple[str, int, list[int]]],
+) -> None:
+    classifier = BrightnessClassifier()
+    batch = [prepared(stream, seq, levels) for stream, seq, levels in frames]
+    rows, classify_ms = classify_frames(batch, classifier)
+    assert classifier.batches == [sum(len(levels) for _, _, levels in frames)], "not one call"
+    assert classify_ms >= 0.0
+    assert len(rows) == len(frames)
+    for (_, _, levels), frame_rows in zip(frames, rows, strict=True):
+        assert frame_rows.shape == (len(levels), NUM_EMOTIONS)
+        np.testing.assert_allclose(frame_rows[:, 0], np.array(levels) / 255.0, atol=1e-6)
+
+
+def test_no_faces_means_no_call_and_no_time() -> None:
+    classifier = BrightnessClassifier()
+    rows, classify_ms = classify_frames([prepared("a", 0, []), prepared("b", 0, [])], classifier)
+    assert classifier.batches == []
+    assert classify_ms == 0.0
+    assert [r.shape for r in rows] == [(0, NUM_EMOTIONS), (0, NUM_EMOTIONS)]
