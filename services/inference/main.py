@@ -58,7 +58,9 @@ def run(
     given: that is how a new file is loaded.
     """
     if detector is None:
-        detector = make_detector(settings.detector, settings.min_face_px, settings.detect_max_width)
+        detector = make_detector(
+            settings.detector, settings.min_face_px, settings.detect_max_width, settings.tf_threads
+        )
     if classifier is None:
         if load_classifier is None:
             load_classifier = _loader(settings.tf_threads)
@@ -136,7 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with interruptible_startup(stop):
             detector = make_detector(
-                settings.detector, settings.min_face_px, settings.detect_max_width
+                settings.detector,
+                settings.min_face_px,
+                settings.detect_max_width,
+                settings.tf_threads,
             )
             load_classifier = _loader(settings.tf_threads)
             classifier = load_classifier(settings.model_path)

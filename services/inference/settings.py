@@ -15,7 +15,13 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.settings import ServiceSettings
 
-__all__ = ["DEFAULT_MODEL_PATH", "WorkerSettings", "default_capture_endpoints", "default_worker_id"]
+__all__ = [
+    "DEFAULT_MODEL_PATH",
+    "DetectorName",
+    "WorkerSettings",
+    "default_capture_endpoints",
+    "default_worker_id",
+]
 
 DEFAULT_MODEL_PATH = Path("models/emotion_model.keras")
 
@@ -24,6 +30,8 @@ _ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _ENDPOINT_PATTERN = r"^(tcp|ipc|inproc)://\S+$"
 
 Endpoint = Annotated[str, Field(pattern=_ENDPOINT_PATTERN, max_length=256)]
+#: Every face detector ``detect.make_detector`` builds (docs/benchmarks.md compares them).
+DetectorName = Literal["haar", "blazeface", "blazeface_full", "mtcnn"]
 
 
 def default_worker_id() -> str:
@@ -66,7 +74,12 @@ class WorkerSettings(ServiceSettings):
     credit: int = Field(
         default=2, ge=1, le=16, description="Frames asked for in flight per capture endpoint."
     )
-    detector: Literal["haar"] = Field(default="haar", description="Face detector.")
+    detector: DetectorName = Field(
+        default="haar",
+        description="Face detector: haar (OpenCV cascade), blazeface (MediaPipe BlazeFace "
+        "short range, faces within ~2 m), blazeface_full (full range, sparse), mtcnn (needs "
+        "the [mtcnn] extra).",
+    )
     min_face_px: int = Field(
         default=40, ge=8, le=2048, description="Smallest face side to detect, in frame pixels."
     )

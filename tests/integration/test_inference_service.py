@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -195,6 +196,23 @@ def test_one_result_per_frame_with_the_face_found(
     assert empty.faces == () and empty.error is None
     # Every frame is answered by a request for one more.
     assert sum(request.credit for request in worker.requests(1.0)) >= 3
+
+
+@pytest.mark.parametrize("detector", ["blazeface", "blazeface_full", "mtcnn"])
+def test_other_detectors_find_the_face_in_the_worker(
+    detector: str, astronaut_bgr: np.ndarray, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    if detector == "mtcnn" and importlib.util.find_spec("mtcnn") is None:
+        pytest.skip("needs the [mtcnn] extra")
+    with _running_worker(
+        tiny_model_path, tmp_path / "worker.log", "--detector", detector
+    ) as running:
+        running.send_frame(0, encode_jpeg(astronaut_bgr, quality=90))
+        result = running.result()
+    assert result.error is None
+    assert len(result.faces) == 1, result.faces
+    assert iou_xywh(result.faces[0].box_xywh, ASTRONAUT_FACE_XYWH) >= 0.5
+    assert f"detector {detector}" in running.log()
 
 
 def test_malformed_messages_do_not_kill_it(worker: Worker, astronaut_bgr: np.ndarray) -> None:

@@ -1,14 +1,25 @@
-"""Haar face detection on a real portrait: found where it is, nothing found where nothing is."""
+"""Haar face detection on a real portrait: found where it is, nothing found where nothing is.
+
+Also the box helper the other detectors share (``square_box_xywh``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
 import pytest
 
-from services.inference.detect import DetectorError, HaarDetector, make_detector
+from services.inference.detect import (
+    DETECTORS,
+    DetectorError,
+    HaarDetector,
+    make_detector,
+    square_box_xywh,
+)
+from services.inference.settings import DetectorName
 from shared.image import iou_xywh
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
@@ -75,7 +86,31 @@ def test_missing_cascade_is_a_clear_error(tmp_path: Path) -> None:
         HaarDetector(cascade_path=missing)
 
 
-def test_make_detector_knows_haar_only() -> None:
+def test_make_detector_refuses_unknown_names() -> None:
     assert isinstance(make_detector("haar", 40, 640), HaarDetector)
-    with pytest.raises(DetectorError, match="unknown detector"):
-        make_detector("mtcnn", 40, 640)
+    with pytest.raises(DetectorError, match="unknown detector: expected one of"):
+        make_detector("yolo", 40, 640)
+
+
+def test_settings_offer_every_detector() -> None:
+    assert set(get_args(DetectorName)) == set(DETECTORS)
+
+
+@pytest.mark.parametrize(
+    ("box", "scale", "shift_y", "expected"),
+    [
+        ((10.0, 20.0, 40.0, 40.0), 1.0, 0.0, (10, 20, 40, 40)),
+        ((10.0, 20.0, 30.0, 50.0), 1.0, 0.0, (5, 25, 40, 40)),
+        ((10.0, 20.0, 40.0, 40.0), 1.5, 0.0, (0, 10, 60, 60)),
+        ((10.0, 20.0, 40.0, 40.0), 1.0, -0.25, (10, 10, 40, 40)),
+        ((-100.0, -100.0, 50.0, 50.0), 1.0, 0.0, None),
+    ],
+    ids=["square", "tall-to-square", "grown", "moved-up", "outside"],
+)
+def test_square_box(
+    box: tuple[float, float, float, float],
+    scale: float,
+    shift_y: float,
+    expected: tuple[int, int, int, int] | None,
+) -> None:
+    assert square_box_xywh(box, scale, shift_y, (640, 480)) == expected

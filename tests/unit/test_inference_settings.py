@@ -57,7 +57,7 @@ def test_capture_endpoint_lists(
     [
         (["--credit", "0"], "credit"),
         (["--credit", "17"], "credit"),
-        (["--detector", "mtcnn"], "detector"),
+        (["--detector", "yolo"], "detector"),
         (["--face-margin", "0.6"], "face_margin"),
         (["--capture-endpoints", "localhost:5555"], "capture_endpoints"),
         (["--capture-endpoints", "tcp://a:1,tcp://a:1"], "capture_endpoints"),

@@ -1,0 +1,108 @@
+"""The emotion classifier alone: faces per second by batch size, compiled path vs model.predict.
+
+Ours is ``EmotionClassifier.classify`` (one ``tf.function`` traced once for every batch size);
+the baseline is what most code does, ``model.predict(batch)`` per call on the same model.
+Faces are real crops from the demo recording. TensorFlow uses the GPU by itself when it sees
+one (the JSON's machine.gpus says which). Each (batch size, path) runs ``--seconds``.
+
+    .venv/bin/python -m bench.classifier [--seconds 3] [--batches 1,2,4,8,16,32,64]
+        [--model models/emotion_model.keras] [--out var/bench/classifier.json]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import MODEL, bench_parser, load_frames, print_table, write_result
+from services.inference.classifier import EmotionClassifier
+from shared.image import face_gray
+
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def real_faces(input_hw: tuple[int, int], count: int) -> npt.NDArray[np.uint8]:
+    """``count`` face crops (N, H, W, 1) from the recording's ground truth, repeated as needed."""
+    crops = [
+        face_gray(frame.frame_bgr, box, input_hw)
+        for frame in load_frames()
+        for box in frame.faces_xywh
+    ]
+    picked = [crops[i % len(crops)] for i in range(count)]
+    return np.stack(picked)[..., np.newaxis]
+
+
+def faces_per_s(run: Callable[[], object], batch: int, seconds: float) -> tuple[float, float]:
+    """(faces per second, median ms per call) of ``run`` over ``seconds``, after 2 warm-ups."""
+    run()
+    run()
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 3:
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return batch * len(times) / sum(times), float(np.median(times) * 1000)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], "var/bench/classifier.json")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per batch size and path")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
+    parser.add_argument("--model", type=Path, default=MODEL)
+    args = parser.parse_args(argv)
+    batches = [int(b) for b in args.batches.split(",") if b]
+
+    from shared.keras_layers import load_model
+
+    classifier = EmotionClassifier.load(args.model)
+    model = load_model(args.model)
+    faces = real_faces(classifier.input_hw, max(batches))
+    rows: list[dict[str, Any]] = []
+    for batch in batches:
+        chunk = np.ascontiguousarray(faces[:batch])
+        ours, ours_ms = faces_per_s(partial(classifier.classify, chunk), batch, args.seconds)
+        base, base_ms = faces_per_s(partial(model.predict, chunk, verbose=0), batch, args.seconds)
+        rows.append(
+            {
+                "batch": batch,
+                "compiled_faces_per_s": ours,
+                "compiled_ms_per_call": ours_ms,
+                "predict_faces_per_s": base,
+                "predict_ms_per_call": base_ms,
+                "speedup": ours / base,
+            }
+        )
+    print_table(
+        ["batch", "compiled faces/s", "ms/call", "predict faces/s", "ms/call", "x predict"],
+        [
+            [
+                r["batch"], r["compiled_faces_per_s"], r["compiled_ms_per_call"],
+                r["predict_faces_per_s"], r["predict_ms_per_call"], r["speedup"],
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+    write_result(
+        args.out,
+        "classifier",
+        {"model": str(args.model), "model_version": classifier.version, "rows": rows},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""What every bench shares: the recording's frames, timing statistics, tables and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/<name>.py` as well as `python -m bench.<name>`
+    sys.path.insert(0, str(ROOT))
+
+from shared.image import BoxXYWH, ImageU8, decode_jpeg  # noqa: E402
+from shared.recording import load_recording  # noqa: E402
+
+__all__ = [
+    "MODEL",
+    "RECORDING",
+    "ROOT",
+    "RecordedFrame",
+    "Timings",
+    "bench_parser",
+    "load_frames",
+    "machine",
+    "print_table",
+    "time_calls",
+    "write_result",
+]
+
+RECORDING: Final = ROOT / "recordings" / "demo"
+MODEL: Final = ROOT / "models" / "emotion_model.keras"
+
+
+@dataclass(frozen=True)
+class RecordedFrame:
+    """A decoded recording frame, its JPEG bytes and its ground-truth faces."""
+
+    frame_bgr: ImageU8
+    jpeg: bytes
+    faces_xywh: list[BoxXYWH]
+
+
+def load_frames(folder: Path = RECORDING, limit: int | None = None) -> list[RecordedFrame]:
+    """The recording's frames in order (at most ``limit``)."""
+    recording = load_recording(folder)
+    frames = []
+    for frame in recording.frames[:limit]:
+        jpeg = (folder / frame.file).read_bytes()
+        frames.append(
+            RecordedFrame(decode_jpeg(jpeg), jpeg, [face.box_xywh for face in frame.faces])
+        )
+    return frames
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Milliseconds per call: median, 95th percentile, mean and the number of calls."""
+
+    median_ms: float
+    p95_ms: float
+    mean_ms: float
+    calls: int
+
+    @classmethod
+    def of(cls, seconds: Sequence[float]) -> Timings:
+        if not seconds:
+            return cls(float("nan"), float("nan"), float("nan"), 0)
+        ms = np.asarray(seconds, dtype=np.float64) * 1000
+        return cls(float(np.median(ms)), float(np.percentile(ms, 95)), float(ms.mean()), len(ms))
+
+
+def time_calls(call: Callable[[int], object], count: int, budget_s: float) -> list[float]:
+    """Seconds per ``call(i)``, for i in range(count) or until ``budget_s`` has passed."""
+    seconds: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    for index in range(count):
+        start = time.perf_counter()
+        call(index)
+        seconds.append(time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            break
+    return seconds
+
+
+def machine() -> dict[str, Any]:
+    """Where a result was measured: CPU, cores, load, GPU (when TensorFlow sees one)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+    }
+    if "tensorflow" in sys.modules:
+        gpus = sys.modules["tensorflow"].config.list_physical_devices("GPU")
+        info["gpus"] = [gpu.name for gpu in gpus]
+    return info
+
+
+def bench_parser(description: str, out_default: str) -> argparse.ArgumentParser:
+    """Argument parser with the options every bench has (``--out``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--out", type=Path, default=Path(out_default), help="JSON result file to write"
+    )
+    return parser
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A plain aligned text table on stdout."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        first, *rest = zip(row, widths, strict=True)
+        print("  ".join([first[0].ljust(first[1]), *(c.rjust(w) for c, w in rest)]))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "nan" if np.isnan(value) else f"{value:.2f}"
+    return str(value)
+
+
+def write_result(path: Path, bench: str, result: dict[str, Any]) -> None:
+    """``{"bench", "measured_at", "machine", **result}`` as JSON at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "bench": bench,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        **result,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"\nwritten: {path}")

@@ -1,0 +1,119 @@
+"""Time per stage of one frame on the demo recording: decode, detect, crop, classify, encode.
+
+decode: the worker's ``decode_jpeg`` of the capture's JPEG; detect: the chosen detector on the
+640x480 frame; crop: ``face_gray`` of every face found; classify: one ``classify`` call with
+the frame's faces; encode: ``encode_jpeg`` of the 640x480 frame (what capture does per frame,
+and the display per frame it serves). Runs the recording in a loop for ``--seconds``.
+
+    .venv/bin/python -m bench.stages [--detectors haar,blazeface] [--seconds 10]
+        [--out var/bench/stages.json]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    MODEL,
+    RecordedFrame,
+    Timings,
+    bench_parser,
+    load_frames,
+    print_table,
+    write_result,
+)
+from services.inference.classifier import EmotionClassifier
+from services.inference.detect import make_detector
+from shared.image import decode_jpeg, encode_jpeg, face_gray
+
+STAGES = ("decode", "detect", "crop", "classify", "encode")
+
+
+def measure(
+    detector_name: str,
+    classifier: EmotionClassifier,
+    frames: Sequence[RecordedFrame],
+    seconds: float,
+) -> dict[str, Any]:
+    """Seconds per stage per frame for one detector, over the looped recording."""
+    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    detector.detect(frames[0].frame_bgr)
+    spent: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    faces_seen = 0
+    deadline = time.perf_counter() + seconds
+    index = 0
+    while time.perf_counter() < deadline or index < 3:
+        frame = frames[index % len(frames)]
+        index += 1
+        t0 = time.perf_counter()
+        frame_bgr = decode_jpeg(frame.jpeg)
+        t1 = time.perf_counter()
+        boxes = detector.detect(frame_bgr)
+        t2 = time.perf_counter()
+        crops = [face_gray(frame_bgr, box, classifier.input_hw) for box in boxes]
+        faces = (
+            np.stack(crops)[..., np.newaxis]
+            if crops
+            else np.zeros((0, *classifier.input_hw, 1), np.uint8)
+        )
+        t3 = time.perf_counter()
+        classifier.classify(faces)
+        t4 = time.perf_counter()
+        encode_jpeg(frame_bgr)
+        t5 = time.perf_counter()
+        for stage, start, end in zip(
+            STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True
+        ):
+            spent[stage].append(end - start)
+        faces_seen += len(boxes)
+    stats = {stage: Timings.of(values) for stage, values in spent.items()}
+    total = Timings.of([sum(parts) for parts in zip(*spent.values(), strict=True)])
+    return {
+        "detector": detector_name,
+        "frames": index,
+        "faces_per_frame": faces_seen / index,
+        "stages": {s: {"median_ms": t.median_ms, "p95_ms": t.p95_ms} for s, t in stats.items()},
+        "total": {"median_ms": total.median_ms, "p95_ms": total.p95_ms},
+        "serial_frames_per_s": 1000 / total.mean_ms,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_parser(__doc__.splitlines()[0], "var/bench/stages.json")
+    parser.add_argument("--detectors", default="haar,blazeface", help="comma-separated")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per detector")
+    parser.add_argument("--model", type=Path, default=MODEL)
+    args = parser.parse_args(argv)
+    classifier = EmotionClassifier.load(args.model)
+    frames = load_frames()
+    results = [measure(n, classifier, frames, args.seconds) for n in args.detectors.split(",")]
+    rows = []
+    for result in results:
+        for stage in (*STAGES, "total"):
+            timing = result["total"] if stage == "total" else result["stages"][stage]
+            rows.append([result["detector"], stage, timing["median_ms"], timing["p95_ms"]])
+    print_table(["detector", "stage", "median ms", "p95 ms"], rows)
+    for result in results:
+        print(
+            f"{result['detector']}: {result['frames']} frames, "
+            f"{result['faces_per_frame']:.2f} faces/frame, "
+            f"{result['serial_frames_per_s']:.1f} frames/s through all stages in series"
+        )
+    write_result(args.out, "stages", {"model": str(args.model), "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""BlazeFace and MTCNN on real faces (a portrait, recorded frames) and on faceless frames.
+
+Each detector is tested where it is installed in the dev environment: BlazeFace always (its
+models are committed assets), MTCNN when the ``[mtcnn]`` extra is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Final
+
+import cv2
+import numpy as np
+import pytest
+
+from services.inference.blazeface import Letterbox, boxes_to_frame_xywh, letterbox_rgb
+from services.inference.detect import DetectorError, FaceDetector, make_detector
+from shared.image import BoxXYWH, iou_xywh
+from shared.recording import load_recording
+from tests.conftest import ASTRONAUT_FACE_XYWH
+
+pytestmark = pytest.mark.timeout(120)
+
+RECORDING: Final = Path(__file__).resolve().parents[2] / "recordings" / "demo"
+#: A spread of frames: one face, two faces, near the start, middle and end.
+RECORDED_FRAMES: Final = (0, 30, 60, 90, 134)
+HAS_MTCNN: Final = importlib.util.find_spec("mtcnn") is not None
+
+NAMES = [
+    "blazeface",
+    "blazeface_full",
+    pytest.param(
+        "mtcnn", marks=pytest.mark.skipif(not HAS_MTCNN, reason="needs the [mtcnn] extra")
+    ),
+]
+
+_built: dict[str, FaceDetector] = {}
+
+
+def _detector(name: str) -> FaceDetector:
+    # Built once per test session: MTCNN takes seconds to load.
+    if name not in _built:
+        _built[name] = make_detector(name, 40, 640)
+    return _built[name]
+
+
+@pytest.fixture(scope="module")
+def recorded() -> list[tuple[np.ndarray, list[BoxXYWH]]]:
+    recording = load_recording(RECORDING)
+    frames = []
+    for index in RECORDED_FRAMES:
+        frame = recording.frames[index]
+        image = cv2.imread(str(RECORDING / frame.file), cv2.IMREAD_COLOR)
+        assert image is not None, frame.file
+        frames.append((image, [face.box_xywh for face in frame.faces]))
+    return frames
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finds_the_astronauts_face(name: str, astronaut_bgr: np.ndarray) -> None:
+    boxes = _detector(name).detect(astronaut_bgr)
+    assert len(boxes) == 1, boxes
+    assert iou_xywh(boxes[0], ASTRONAUT_FACE_XYWH) >= 0.5, boxes[0]
+    assert all(isinstance(value, int) for value in boxes[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finds_every_recorded_face(
+    name: str, recorded: list[tuple[np.ndarray, list[BoxXYWH]]]
+) -> None:
+    detector = _detector(name)
+    for image, truth in recorded:
+        boxes = detector.detect(image)
+        assert len(boxes) == len(truth), (boxes, truth)
+        for face in truth:
+            assert max(iou_xywh(face, box) for box in boxes) >= 0.5, (face, boxes)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((480, 640, 3), np.uint8),
+        np.full((480, 640, 3), 200, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    ],
+    ids=["black", "grey", "noise"],
+)
+def test_no_faces_in_faceless_frames(name: str, frame: np.ndarray) -> None:
+    assert _detector(name).detect(frame) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_does_not_mutate_the_frame(name: str, astronaut_bgr: np.ndarray) -> None:
+    frame = astronaut_bgr.copy()
+    _detector(name).detect(frame)
+    assert np.array_equal(frame, astronaut_bgr)
+
+
+def test_blazeface_min_face_px_skips_small_faces(astronaut_bgr: np.ndarray) -> None:
+    assert make_detector("blazeface", 150, 640).detect(astronaut_bgr) == []
+
+
+def test_missing_blazeface_model_is_a_clear_error(tmp_path: Path) -> None:
+    from services.inference.blazeface import BlazeFaceDetector
+
+    with pytest.raises(DetectorError, match=r"BlazeFace model not found: .*nope\.tflite"):
+        BlazeFaceDetector(model_path=tmp_path / "nope.tflite")
+
+
+def test_mtcnn_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # what an install without the extra sees
+    with pytest.raises(DetectorError, match=r"pip install -e '\.\[mtcnn\]'"):
+        make_detector("mtcnn", 40, 640)
+
+
+@pytest.mark.parametrize(
+    ("size_hw", "scale", "pad_xy"),
+    [((480, 640), 0.2, (0, 16)), ((640, 480), 0.2, (16, 0)), ((128, 128), 1.0, (0, 0))],
+    ids=["landscape", "portrait", "square"],
+)
+def test_letterbox_keeps_aspect_and_centres(
+    size_hw: tuple[int, int], scale: float, pad_xy: tuple[int, int]
+) -> None:
+    frame = np.full((*size_hw, 3), 255, np.uint8)
+    tensor, box = letterbox_rgb(frame, 128)
+    assert tensor.shape == (128, 128, 3)
+    assert tensor.dtype == np.float32
+    assert box.scale == pytest.approx(scale)
+    assert (box.pad_x, box.pad_y) == pad_xy
+    assert tensor.max() == pytest.approx(1.0)
+    if pad_xy != (0, 0):
+        assert tensor.min() == pytest.approx(-1.0)  # the black bars
+
+
+def test_boxes_map_back_through_the_letterbox() -> None:
+    # A 640x480 frame in a 128 input: scale 0.2, 16 px bars above and below.
+    letterbox = Letterbox(scale=0.2, pad_x=0, pad_y=16)
+    x0, y0 = 100 * 0.2 / 128, (200 * 0.2 + 16) / 128
+    x1, y1 = 180 * 0.2 / 128, (280 * 0.2 + 16) / 128
+    boxes = np.array([[x0, y0, x1, y1]], np.float32)
+    assert boxes_to_frame_xywh(boxes, letterbox, 128, (640, 480)) == [(100, 200, 80, 80)]
+    grown = boxes_to_frame_xywh(boxes, letterbox, 128, (640, 480), box_scale=1.5, shift_y=-0.1)
+    assert grown == [(80, 168, 120, 120)]
