@@ -75,7 +75,7 @@ class WorkerSettings(ServiceSettings):
         default=2, ge=1, le=16, description="Frames asked for in flight per capture endpoint."
     )
     detector: DetectorName = Field(
-        default="haar",
+        default="blazeface",
         description="Face detector: haar (OpenCV cascade), blazeface (MediaPipe BlazeFace "
         "short range, faces within ~2 m), blazeface_full (full range, sparse), mtcnn (needs "
         "the [mtcnn] extra).",

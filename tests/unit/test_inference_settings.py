@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert settings.capture_endpoints == ["tcp://127.0.0.1:5555"]
     assert settings.results_endpoint == "tcp://127.0.0.1:5557"
     assert settings.credit == 2
-    assert settings.detector == "haar"
+    assert settings.detector == "blazeface"
     assert settings.reload_check_s == 2.0
     assert settings.max_batch_wait_ms == 0.0, "batching must be opt-in"
     assert settings.label_hold_frames == 3
