@@ -48,6 +48,14 @@ def configure_threads(tf_threads: int) -> None:
             log.debug("TensorFlow threads already fixed: %s", error)
 
 
+def compute_device() -> str:
+    """Where TensorFlow runs the model: its GPUs when it sees any, else the CPU."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return ", ".join(gpu.name for gpu in gpus) if gpus else f"CPU ({os.cpu_count()} cores)"
+
+
 class EmotionClassifier:
     """Holds one loaded model; ``classify`` takes all faces of a frame (or several) at once."""
 
@@ -107,11 +115,12 @@ class EmotionClassifier:
                 f"model file {path} failed its warm-up run: {type(error).__name__}: {error}"
             ) from error
         log.info(
-            "model %s loaded from %s (input %dx%d gray uint8, %s)",
+            "model %s loaded from %s (input %dx%d gray uint8, %s) on %s",
             classifier.version,
             path,
             *metadata.input_hw,
             metadata.preprocessing,
+            compute_device(),
         )
         return classifier
 
