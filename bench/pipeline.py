@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,17 +46,11 @@ from bench.common import (
     write_result,
 )
 from shared.image import BoxXYWH, ImageU8, expand_box_xywh
+from shared.transport import free_loopback_port as free_port
 
 FRAME_WH = (640, 480)
 SYNTHETIC_FRAMES = 60
 STARTUP_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def three_faces(frames: Sequence[RecordedFrame], index: int) -> tuple[ImageU8, list[BoxXYWH]]:

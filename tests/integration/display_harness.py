@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,19 +21,13 @@ import zmq
 
 from shared.image import encode_jpeg
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
+from shared.transport import free_loopback_port as free_port
 from shared.wire import encode
 
 REPO = Path(__file__).resolve().parents[2]
 FRAME_WH = (320, 240)
 FACE_BOX = (120, 70, 80, 90)
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now (bind port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from services.capture.sources import RawFrame
 from shared.image import encode_jpeg
 from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
 from shared.settings import load_settings
+from shared.transport import free_loopback_port as free_port
 from shared.transport import make_socket
 from shared.wire import decode, encode
 
@@ -32,12 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP_S = 20.0  # two busy cores: importing numpy, OpenCV and pydantic can be slow
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def make_recording(folder: Path, count: int) -> Path:
