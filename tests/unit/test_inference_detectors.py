@@ -29,6 +29,7 @@ RECORDED_FRAMES: Final = (0, 30, 60, 90, 134)
 HAS_MTCNN: Final = importlib.util.find_spec("mtcnn") is not None
 
 NAMES = [
+    "haar",
     "blazeface",
     "blazeface_full",
     pytest.param(
