@@ -116,6 +116,7 @@ def services(
         "PYTHONUNBUFFERED": "1",
         "EMOJIFY_CAPTURE_SOURCE": str(folder / "recording"),
         "EMOJIFY_CAPTURE_LOOP": "true",
+        "EMOJIFY_CAPTURE_STATUS_PORT": "0",
         "EMOJIFY_CAPTURE_MODE": mode,
         "EMOJIFY_CAPTURE_PACE": "source",
         "EMOJIFY_CAPTURE_FPS": str(fps),

@@ -10,6 +10,8 @@ export EMOJIFY_RUN_DIR="${EMOJIFY_RUN_DIR:-$home/var/run}"
 export EMOJIFY_WORKERS="${EMOJIFY_WORKERS:-1}"
 export EMOJIFY_CAPTURE_SOURCE="${EMOJIFY_CAPTURE_SOURCE:-recordings/demo}"
 export EMOJIFY_CAPTURE_LOOP="${EMOJIFY_CAPTURE_LOOP:-true}"
+# Worker N serves /metrics and /healthz on port <prefix><NN>: 9200, 9201, ... by default.
+export EMOJIFY_WORKER_STATUS_PORT_PREFIX="${EMOJIFY_WORKER_STATUS_PORT_PREFIX:-92}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 export PYTHONUNBUFFERED=1
 mkdir -p "$EMOJIFY_RUN_DIR"

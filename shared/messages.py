@@ -12,6 +12,7 @@ from shared.labels import EMOTIONS, NUM_EMOTIONS
 
 __all__ = [
     "EMOTIONS",
+    "MAX_DONE",
     "MAX_FACES",
     "NUM_EMOTIONS",
     "SCHEMA_VERSION",
@@ -185,13 +186,31 @@ class EndOfStream(WireModel):
     dropped: int = Field(default=0, ge=0)
 
 
+#: Most seqs one WorkRequest reports done (a worker holds at most 16 credit per capture).
+MAX_DONE: Final = 64
+
+
 class WorkRequest(WireModel):
-    """A worker asks capture for up to ``credit`` more frames."""
+    """A worker asks capture for up to ``credit`` more frames, and says which it finished.
+
+    ``done`` and ``started_at_ns`` were added within schema version 1: their defaults are what
+    a sender that predates them means (nothing reported; restarts not told apart).
+    """
 
     kind: ClassVar[str] = "ready"
 
     worker_id: WorkerId
     credit: int = Field(ge=1, le=16)
+    done: tuple[Seq, ...] = Field(
+        default=(),
+        max_length=MAX_DONE,
+        description="Seqs (of this capture's stream) whose result this worker has sent.",
+    )
+    started_at_ns: WallClockNs = Field(
+        default=0,
+        description="When the worker process started; a new value is a restarted worker that "
+        "lost whatever it held. 0: unknown (capture then does not track its frames).",
+    )
 
 
 class Heartbeat(WireModel):

@@ -37,6 +37,19 @@ class ServiceSettings(BaseSettings):
     stats_interval_s: float = Field(
         default=10.0, ge=0.5, le=3600.0, description="Seconds between periodic stats lines."
     )
+    status_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        max_length=253,
+        description="Address of the /metrics and /healthz endpoint (loopback unless a "
+        "monitoring host must reach it).",
+    )
+    status_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the /metrics (Prometheus) and /healthz endpoint; 0 = off.",
+    )
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -5,15 +5,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import zmq
 
+from shared.http_status import (
+    Health,
+    LoopWatch,
+    Metric,
+    StatusError,
+    counters,
+    gauges,
+    start_status_server,
+)
 from shared.image import ImageError, decode_jpeg, encode_jpeg, resize_to_fit
 from shared.log_throttle import LogThrottle
-from shared.messages import EndOfStream, FrameHeader, WorkRequest
+from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
 from shared.runtime import (
+    LatencyWindow,
     PeriodicLogger,
     RateMeter,
     Stats,
@@ -32,9 +43,9 @@ from shared.transport import (
     send_nowait,
     set_heartbeats,
 )
-from shared.wire import WireError, decode_as, encode, split_envelope
+from shared.wire import WireError, decode, encode, split_envelope
 
-from .dispatch import Credits, NewestSlot
+from .dispatch import Credits, InFlight, LostWorker, NewestSlot
 from .settings import CaptureSettings
 from .sources import FrameSource, RawFrame, SourceError, open_source
 
@@ -53,6 +64,35 @@ FLUSH_LINGER_MS: Final = 1000
 HEARTBEAT_IVL_MS: Final = 1000
 HEARTBEAT_TIMEOUT_MS: Final = 3000
 WARNING_INTERVAL_S: Final = 5.0
+#: /healthz answers 503 when the loop has not turned for this long (it turns every POLL_MS).
+STUCK_AFTER_S: Final = 5.0
+
+#: Help text of the counters on /metrics.
+COUNTER_HELP: Final = {
+    "frames_read": "Frames read from the source.",
+    "frames_sent": "Frames handed to workers (redispatched ones included).",
+    "drops": "Frames never processed: replaced by a newer one (live), or lost on a dead worker "
+    "(live).",
+    "malformed": "Messages from workers that broke the wire format.",
+    "skipped": "Frames that could not be encoded or sent.",
+    "unreachable": "Sends that failed because the worker was gone or full.",
+    "preview_dropped": "Frames the preview socket could not take.",
+    "worker_lost": "Workers given up on (silent for worker_timeout_s, disconnected, restarted).",
+    "redispatched": "Frames handed to another worker after theirs was lost (lossless).",
+    "lost_in_flight": "Frames in flight on a lost worker (re-queued in lossless, dropped in live).",
+    "heartbeats": "Heartbeats received from workers.",
+}
+GAUGE_HELP: Final = {
+    "fps_in": "Frames read per second.",
+    "fps_out": "Frames handed to workers per second.",
+    "in_flight": "Frames handed to workers that have not reported them done.",
+    "requeued": "Frames of lost workers waiting for another worker.",
+    "workers": "Workers heard from within worker_timeout_s.",
+    "workers_with_credit": "Workers that may be sent a frame now.",
+    "credit": "Frames workers have asked for in total.",
+    "latency_p50_ms": "Median time from handing a frame out to hearing it is done.",
+    "latency_p95_ms": "95th percentile of the time from handing a frame out to hearing it done.",
+}
 
 Clock = Callable[[], float]
 
@@ -88,8 +128,16 @@ class CaptureLoop:
         self.clock = clock
         self.stats = Stats()
         self.credits = Credits(settings.max_credit)
-        # Frames [header, payload] read but not yet sent to a worker (at most one).
-        self.slot: NewestSlot[list[bytes]] = NewestSlot()
+        # (seq, frames [header, payload]) read but not yet sent to a worker (at most one).
+        self.slot: NewestSlot[tuple[int, list[bytes]]] = NewestSlot()
+        # What each worker holds, so a lost worker's frames can go to another (lossless).
+        self.inflight: InFlight[list[bytes]] = InFlight(settings.max_credit)
+        # Frames of lost workers, by seq, handed out before any new frame.
+        self.requeued: OrderedDict[int, list[bytes]] = OrderedDict()
+        self.latency = LatencyWindow()
+        self.watch = LoopWatch(STUCK_AFTER_S, clock)
+        # Written by the loop, read by the status thread: replaced whole, never mutated.
+        self.gauge_values: dict[str, float | int | None] = {}
         self.fps_in = RateMeter(clock=clock)
         self.fps_out = RateMeter(clock=clock)
         self.throttle = LogThrottle(WARNING_INTERVAL_S, clock)
@@ -126,13 +174,63 @@ class CaptureLoop:
     def handle_request(self, frames: Sequence[bytes]) -> None:
         try:
             identity, rest = split_envelope(frames)
-            request, _ = decode_as(rest, WorkRequest)
+            message, _ = decode(rest)
+            if not isinstance(message, WorkRequest | Heartbeat):
+                raise WireError(
+                    f"expected a 'ready' or 'heartbeat' message, found {message.kind!r}"
+                )
         except WireError as error:
             self.stats.increment("malformed")
             self.warn("skipping malformed message from a worker: %s", error)
             return
-        credit = self.credits.add(identity, request.credit)
-        log.debug("worker %r asks for %d, holds %d", identity, request.credit, credit)
+        now = self.clock()
+        if isinstance(message, Heartbeat):
+            self.stats.increment("heartbeats")
+            self.inflight.heard(identity, now)
+            return
+        lost = self.inflight.heard(identity, now, message.started_at_ns)
+        if lost is not None:
+            self.lose_worker(identity, "it restarted", lost)
+        for span_s in self.inflight.done(identity, message.done, now):
+            self.latency.add(span_s * 1000.0)
+        for seq in message.done:
+            # Declared lost too early: it finished them after all.
+            self.requeued.pop(seq, None)
+        credit = self.credits.add(identity, message.credit)
+        log.debug("worker %r asks for %d, holds %d", identity, message.credit, credit)
+
+    def lose_worker(
+        self, worker: bytes, why: str, lost: LostWorker[list[bytes]] | None = None
+    ) -> None:
+        """Give ``worker`` up: forget its credit; re-queue (lossless) or drop (live) its frames."""
+        if lost is None:
+            lost = self.inflight.lose(worker)
+        credit = self.credits.forget(worker)
+        self.stats.increment("worker_lost")
+        seqs = [seq for seq, _ in lost.frames]
+        if seqs:
+            self.stats.increment("lost_in_flight", len(seqs))
+        if self.settings.mode == "lossless":
+            merged = dict(self.requeued)
+            merged.update(lost.frames)
+            self.requeued = OrderedDict(sorted(merged.items()))
+            fate = "re-queued"
+        else:
+            self.stats.increment("drops", len(seqs))
+            fate = "dropped"
+        log.warning(
+            "worker %r lost (%s): %d credit forgotten, frames in flight %s %s",
+            worker,
+            why,
+            credit,
+            seqs or "none",
+            fate,
+        )
+
+    def lose_silent_workers(self, now: float) -> None:
+        timeout_s = self.settings.worker_timeout_s
+        for worker in self.inflight.silent(now, timeout_s):
+            self.lose_worker(worker, f"not heard from for {timeout_s:.1f} s")
 
     # --- reading the source ----------------------------------------------------------------
 
@@ -140,7 +238,7 @@ class CaptureLoop:
         """When the next frame should be read; None while waiting for credit or after the end."""
         if self.ended_at is not None:
             return None
-        if not self.live_paced and (self.slot or self.credits.pick() is None):
+        if not self.live_paced and (self.slot or self.requeued or self.credits.pick() is None):
             return None
         if self.source.self_paced or (self.settings.pace == "fast" and not self.live_paced):
             return float("-inf")
@@ -194,7 +292,7 @@ class CaptureLoop:
         self.fps_in.mark()
         if not send_nowait(self.pub, message):
             self.stats.increment("preview_dropped")
-        if self.slot.put(message):
+        if self.slot.put((header.seq, message)):
             self.stats.increment("drops")
             log.debug("dropped seq %d: no worker took it before seq %d", header.seq - 1, header.seq)
 
@@ -211,20 +309,38 @@ class CaptureLoop:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
             why = "it is no longer connected"
+            self.stats.increment("unreachable")
+            self.lose_worker(worker, "it is no longer connected")
+            return False
         lost = self.credits.forget(worker)
         self.stats.increment("unreachable")
         log.warning("forgetting worker %r (%d credit): %s", worker, lost, why)
         return False
 
+    def next_to_send(self) -> tuple[int, list[bytes], bool] | None:
+        """(seq, frames, re-queued?): a lost worker's frames first, then the newest read."""
+        if self.requeued:
+            seq, message = next(iter(self.requeued.items()))
+            return seq, message, True
+        item = self.slot.peek()
+        return None if item is None else (item[0], item[1], False)
+
     def dispatch(self) -> None:
         while True:
-            message = self.slot.peek()
             worker = self.credits.pick()
-            if message is None or worker is None:
+            ready = self.next_to_send()
+            if ready is None or worker is None:
                 return
+            seq, message, requeued = ready
             if self.send_to(worker, message):
                 self.credits.use(worker)
-                self.slot.take()
+                if requeued:
+                    del self.requeued[seq]
+                    self.stats.increment("redispatched")
+                    log.info("frame %d re-sent to worker %r", seq, worker)
+                else:
+                    self.slot.take()
+                self.inflight.sent(worker, seq, message, self.clock())
                 self.stats.increment("frames_sent")
                 self.fps_out.mark()
 
@@ -234,8 +350,10 @@ class CaptureLoop:
         if self.slot and self.settings.mode == "live" and now - self.ended_at >= END_GRACE_S:
             self.slot.drop()
             self.stats.increment("drops")
-        if self.slot:
+        if self.slot or self.requeued:
             return  # lossless: the last frame waits for a worker however long it takes
+        if self.settings.mode == "lossless" and self.inflight.total:
+            return  # a worker lost now would hand its frames back; the end comes after them
         end = EndOfStream(
             stream_id=self.stream_id, frame_count=self.seq, dropped=self.stats.get("drops")
         )
@@ -255,8 +373,15 @@ class CaptureLoop:
             "fps_out": self.fps_out.rate(),
             "drops": counts.get("drops", 0),
             "malformed": counts.get("malformed", 0),
-            "workers": self.credits.workers_with_credit,
+            "p50_ms": self.latency.percentile(50),
+            "p95_ms": self.latency.percentile(95),
+            "in_flight": self.inflight.total,
+            "requeued": len(self.requeued),
+            "workers": self.inflight.workers,
+            "workers_with_credit": self.credits.workers_with_credit,
             "credit": self.credits.total,
+            "worker_lost": counts.get("worker_lost", 0),
+            "redispatched": counts.get("redispatched", 0),
             "read": counts.get("frames_read", 0),
             "sent": counts.get("frames_sent", 0),
             "skipped": counts.get("skipped", 0) + self.source.skipped,
@@ -264,17 +389,53 @@ class CaptureLoop:
             "preview_dropped": counts.get("preview_dropped", 0),
         }
 
+    def publish_gauges(self) -> None:
+        self.gauge_values = {
+            "in_flight": self.inflight.total,
+            "requeued": len(self.requeued),
+            "workers": self.inflight.workers,
+            "workers_with_credit": self.credits.workers_with_credit,
+            "credit": self.credits.total,
+        }
+
+    # --- status (called from the status server's threads) ----------------------------------
+
+    def metrics(self) -> list[Metric]:
+        counts = {name: 0 for name in COUNTER_HELP}
+        counts.update(self.stats.snapshot())
+        counts["skipped"] += self.source.skipped
+        values: dict[str, float | int | None] = {
+            "fps_in": self.fps_in.rate(),
+            "fps_out": self.fps_out.rate(),
+            **self.gauge_values,
+            "latency_p50_ms": self.latency.percentile(50),
+            "latency_p95_ms": self.latency.percentile(95),
+        }
+        return counters(counts, COUNTER_HELP) + gauges(values, GAUGE_HELP)
+
+    def health(self) -> Health:
+        return self.watch.health(
+            stream_id=self.stream_id,
+            mode=self.settings.mode,
+            seq=self.seq,
+            ended=self.ended_at is not None,
+            **self.gauge_values,
+        )
+
     def run(self, stop: threading.Event) -> bool:
         """Loop until ``stop``; True when it ended by itself (exit_at_end) and should flush."""
         periodic = PeriodicLogger(self.settings.stats_interval_s, clock=self.clock)
         try:
             while not stop.is_set():
                 self.receive_requests(self.poll_timeout_ms())
+                self.lose_silent_workers(self.clock())
                 due = self.next_read_at()
                 if due is not None and self.clock() >= due:
                     self.read_one()
                 self.dispatch()
                 self.finish_if_done(self.clock())
+                self.publish_gauges()
+                self.watch.turned()
                 if periodic.due():
                     log.info("stats %s", format_stats_line(self.stats_fields()))
                 if self.eos_sent and self.settings.exit_at_end:
@@ -305,6 +466,7 @@ def run(
     router = make_socket(context, zmq.ROUTER)
     pub = make_socket(context, zmq.PUB)
     linger_ms = 0
+    closers: list[Callable[[], None]] = []
     try:
         # MANDATORY: a send to a vanished worker raises instead of vanishing silently.
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -317,6 +479,9 @@ def run(
             if not is_loopback_endpoint(endpoint):
                 log.warning("%s is reachable from the network and not encrypted", endpoint)
         loop = CaptureLoop(settings, source, router, pub, clock)
+        status = start_status_server("capture", settings.status_host, settings.status_port, loop)
+        if status is not None:
+            closers.append(status.close)
         log.info(
             "capture ready: stream %s from %s %r at %.1f fps, mode=%s pace=%s loop=%s; "
             "frames on %s, preview on %s",
@@ -334,6 +499,8 @@ def run(
             linger_ms = FLUSH_LINGER_MS
         return 0
     finally:
+        for close in closers:
+            close()
         router.close(linger=linger_ms)
         pub.close(linger=linger_ms)
         source.close()
@@ -354,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     try:
         return run(settings, stop, source=source)
-    except TransportError as error:
+    except (TransportError, StatusError) as error:
         log.error("cannot start: %s", error)
         return 1
     except Exception:

@@ -77,6 +77,19 @@ class CaptureSettings(ServiceSettings):
         min_length=1,
         description="ROUTER bind endpoint where workers ask for frames.",
     )
+    status_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description="Port of the /metrics (Prometheus) and /healthz endpoint; 0 = off.",
+    )
+    worker_timeout_s: float = Field(
+        default=3.0,
+        gt=0.0,
+        le=600.0,
+        description="A worker not heard from (request, heartbeat) for this long is lost: "
+        "lossless hands its frames in flight to another worker, live drops them.",
+    )
     preview_endpoint: str = Field(
         default="tcp://127.0.0.1:5556",
         min_length=1,

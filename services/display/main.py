@@ -7,11 +7,20 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import zmq
 
+from shared.http_status import (
+    Health,
+    LoopWatch,
+    Metric,
+    StatusError,
+    counters,
+    gauges,
+    start_status_server,
+)
 from shared.image import ImageError, decode_jpeg
 from shared.log_throttle import LogThrottle
 from shared.messages import EndOfStream, Face, FrameHeader, Heartbeat, ResultHeader
@@ -42,6 +51,34 @@ POLL_MS: Final = 100
 MAX_BATCH: Final = 256
 WARN_EVERY_S: Final = 5.0
 PLACEHOLDER_WH: Final = (640, 480)
+OFFLINE_BANNER: Final = "inference offline"
+#: /healthz answers 503 when the loop has not turned for this long (it turns every POLL_MS).
+STUCK_AFTER_S: Final = 5.0
+COUNTER_HELP: Final = {
+    "frames": "Preview frames received.",
+    "results": "Results received (duplicates included).",
+    "matched": "Frames paired with their result.",
+    "missing": "Frames given up on without a result.",
+    "late_results": "Results that came after their frame was counted missing.",
+    "unknown_results": "Results whose frame never came.",
+    "duplicate_results": "Second and later results of one frame (not written, not drawn).",
+    "duplicate_frames": "Frames received twice.",
+    "malformed": "Messages that broke the wire format, and undecodable preview frames.",
+    "rendered": "Frames drawn into the sinks.",
+    "skipped": "Live frames not drawn because a newer one came in the same turn.",
+    "waiting": "Frames drawn with a 'waiting for inference' or offline banner.",
+    "stale": "Live frames drawn with a stale-result banner.",
+    "offline": "Times inference went offline (frames but no results for offline_after_s).",
+}
+GAUGE_HELP: Final = {
+    "fps_in": "Preview frames received per second.",
+    "fps_out": "Frames drawn per second.",
+    "results_per_s": "Results received per second.",
+    "in_flight": "Frames waiting for their result.",
+    "inference_offline": "1 while frames arrive but no result came for offline_after_s.",
+    "latency_p50_ms": "Median time from capture to drawing.",
+    "latency_p95_ms": "95th percentile of the time from capture to drawing.",
+}
 
 
 def _drain(socket: Socket, limit: int) -> list[list[bytes]]:
@@ -79,6 +116,10 @@ class _Display:
         self.last_render = time.monotonic()
         self.newest_unrendered: FrameEntry | None = None
         self.newest_unrendered_at = 0.0
+        self.last_frame_at: float | None = None
+        self.last_result_at = time.monotonic()
+        self.offline = False
+        self.watch = LoopWatch(STUCK_AFTER_S, time.monotonic)
 
     def counters(self) -> dict[str, int]:
         return {**self.stats.snapshot(), **dataclasses.asdict(self.ring.counts)}
@@ -95,6 +136,8 @@ class _Display:
                 "malformed": counts.get("malformed", 0),
                 "p50_ms": p50,
                 "p95_ms": p95,
+                "in_flight": len(self.ring),
+                "offline": int(self.offline),
                 "matched": counts["matched"],
                 "missing": counts["missing"],
                 "stale": counts.get("stale", 0),
@@ -103,6 +146,47 @@ class _Display:
                 "duplicate": counts["duplicate_results"],
             }
         )
+
+    # --- status (called from HTTP threads) -------------------------------------------------
+
+    def metrics(self) -> list[Metric]:
+        counts = {name: 0 for name in COUNTER_HELP}
+        counts.update(self.counters())
+        values: dict[str, float | int | None] = {
+            "fps_in": self.frames_in.rate(),
+            "fps_out": self.rendered.rate(),
+            "results_per_s": self.results_in.rate(),
+            "in_flight": len(self.ring),
+            "inference_offline": int(self.offline),
+            "latency_p50_ms": self.latency.percentile(50),
+            "latency_p95_ms": self.latency.percentile(95),
+        }
+        return counters(counts, COUNTER_HELP) + gauges(values, GAUGE_HELP)
+
+    def health(self) -> Health:
+        now = time.monotonic()
+        return self.watch.health(
+            mode=self.settings.mode,
+            inference="offline" if self.offline else "ok",
+            last_frame_age_s=round(now - self.last_render, 3),
+            last_result_age_s=round(now - self.last_result_at, 3),
+        )
+
+    def check_offline(self, now: float) -> bool:
+        """Whether frames arrive but no result came for offline_after_s; logs each change."""
+        after_s = self.settings.offline_after_s
+        frames_coming = self.last_frame_at is not None and now - self.last_frame_at < after_s
+        offline = frames_coming and now - self.last_result_at >= after_s
+        if offline and not self.offline:
+            self.stats.increment("offline")
+            log.warning(
+                "inference offline: frames arrive but no result for %.1f s",
+                now - self.last_result_at,
+            )
+        elif self.offline and not offline and now - self.last_result_at < after_s:
+            log.info("inference back: results arrive again")
+        self.offline = offline
+        return offline
 
     def _shown(self, stream_id: str) -> bool:
         wanted = self.settings.show_stream
@@ -152,6 +236,12 @@ class _Display:
             self.malformed("results", WireError(f"expected a result, found {message.kind!r}"))
             return
         self.results_in.mark()
+        self.last_result_at = time.monotonic()
+        if self.ring.is_duplicate(message):
+            # The first result of a frame wins; add_result counts this one.
+            self.ring.add_result(message)
+            log.debug("duplicate result for %s seq %d skipped", message.stream_id, message.seq)
+            return
         if message.error is not None:
             self.stats.increment("result_errors")
         if self.jsonl is not None:
@@ -175,6 +265,7 @@ class _Display:
             self.malformed("preview", WireError(f"expected a frame, found {message.kind!r}"))
             return
         self.frames_in.mark()
+        self.last_frame_at = time.monotonic()
         entry = FrameEntry(message, payload)
         pair = self.ring.add_frame(message, payload)
         if not self._shown(message.stream_id):
@@ -205,10 +296,14 @@ class _Display:
         self.ring.end_stream(end, time.monotonic(), grace)
 
     def render_live(self, newest: Mapping[str, FrameEntry]) -> None:
+        offline = self.check_offline(time.monotonic())
         for entry in newest.values():
             view = self.live.view(entry.header)
             banner = None
-            if view.state is ResultState.WAITING:
+            if offline:
+                banner = OFFLINE_BANNER
+                self.stats.increment("waiting")
+            elif view.state is ResultState.WAITING:
                 banner = "waiting for inference"
                 self.stats.increment("waiting")
             elif view.state is ResultState.STALE:
@@ -218,6 +313,7 @@ class _Display:
 
     def tick(self) -> None:
         now = time.monotonic()
+        offline = self.check_offline(now)
         waiting_s = self.settings.waiting_after_ms / 1000
         if (
             self.newest_unrendered is not None
@@ -226,7 +322,8 @@ class _Display:
         ):
             # Sync mode with no results coming: show that frames arrive, and say why no faces.
             self.stats.increment("waiting")
-            self.render(self.newest_unrendered, (), "waiting for inference")
+            banner = OFFLINE_BANNER if offline else "waiting for inference"
+            self.render(self.newest_unrendered, (), banner)
             self.newest_unrendered = None
         for summary in self.ring.finished_streams(now):
             log.info(
@@ -264,7 +361,7 @@ def _build_sinks(
                     placeholder_bgr=placeholder_frame(PLACEHOLDER_WH, "waiting for frames"),
                     jpeg_quality=settings.jpeg_quality,
                     max_clients=settings.http_max_clients,
-                    health=display.counters,
+                    status=display,
                 )
                 frame_sinks.append(http)
                 print(f"display: open {http.url}", flush=True)
@@ -305,6 +402,7 @@ def run(
     sockets: list[Socket] = []
     frame_sinks: list[FrameSink] = []
     jsonl: JsonLinesSink | None = None
+    closers: list[Callable[[], None]] = []
     try:
         sub = make_socket(context, zmq.SUB)
         sockets.append(sub)
@@ -316,6 +414,9 @@ def run(
         display = _Display(settings, sprites, [], None)
         frame_sinks, jsonl = _build_sinks(settings, stop, display)
         display.frame_sinks, display.jsonl = frame_sinks, jsonl
+        status = start_status_server("display", settings.status_host, settings.status_port, display)
+        if status is not None:
+            closers.append(status.close)
         log.info(
             "display up: mode=%s sinks=%s preview<-%s results<-%s",
             settings.mode,
@@ -339,11 +440,14 @@ def run(
                     display.on_preview(frames, newest)
                 display.render_live(newest)
             display.tick()
+            display.watch.turned()
             if periodic.due():
                 log.info("stats %s", display.stats_line())
         log.info("stopping; final stats %s", display.stats_line())
         return 0
     finally:
+        for close in closers:
+            close()
         _close_sinks(frame_sinks, jsonl)
         for socket in sockets:
             socket.close(linger=0)
@@ -364,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_stop_handlers(stop)
     try:
         return run(settings, stop, sprites=sprites)
-    except (TransportError, SinkError) as error:
+    except (TransportError, SinkError, StatusError) as error:
         log.error("cannot start: %s", error)
         return 1
     except Exception:

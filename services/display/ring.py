@@ -87,6 +87,8 @@ class StreamSummary:
 class _Outcome(Enum):
     MATCHED = "matched"
     MISSING = "missing"
+    #: Counted missing, then its result came after all.
+    LATE = "late"
 
 
 class FrameRing:
@@ -94,7 +96,9 @@ class FrameRing:
 
     Results may arrive before their frame (they come over another socket), so results wait
     too, in a list as long as the ring. A short memory of keys already settled tells a
-    duplicate result from a late one.
+    duplicate result from a late one: only the first result of a frame counts (a worker lost
+    after sending a result but before capture heard it was done makes a second one). A frame
+    is told by its capture time too, so a restarted capture's seq 0 is not a duplicate.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -103,7 +107,7 @@ class FrameRing:
         self._capacity = capacity
         self._frames: OrderedDict[Key, FrameEntry] = OrderedDict()
         self._results: OrderedDict[Key, ResultHeader] = OrderedDict()
-        self._settled: OrderedDict[Key, _Outcome] = OrderedDict()
+        self._settled: OrderedDict[Key, tuple[_Outcome, int]] = OrderedDict()
         self._streams: dict[str, _StreamProgress] = {}
         self.counts = MatchCounts()
 
@@ -120,8 +124,8 @@ class FrameRing:
             progress = self._streams[stream_id] = _StreamProgress()
         return progress
 
-    def _settle(self, key: Key, outcome: _Outcome) -> None:
-        self._settled[key] = outcome
+    def _settle(self, key: Key, outcome: _Outcome, captured_at_ns: int) -> None:
+        self._settled[key] = (outcome, captured_at_ns)
         self._settled.move_to_end(key)
         while len(self._settled) > 4 * self._capacity:
             self._settled.popitem(last=False)
@@ -130,14 +134,31 @@ class FrameRing:
         key = (entry.header.stream_id, entry.header.seq)
         self.counts.matched += 1
         self._progress(key[0]).matched += 1
-        self._settle(key, _Outcome.MATCHED)
+        self._settle(key, _Outcome.MATCHED, entry.header.captured_at_ns)
         return Pair(entry, result)
 
     def _evict_frame(self, key: Key) -> None:
-        self._frames.pop(key, None)
+        entry = self._frames.pop(key, None)
         self.counts.missing += 1
         self._progress(key[0]).missing += 1
-        self._settle(key, _Outcome.MISSING)
+        self._settle(key, _Outcome.MISSING, 0 if entry is None else entry.header.captured_at_ns)
+
+    def _settled_outcome(self, result: ResultHeader) -> _Outcome | None:
+        """How the frame of ``result`` was settled; None if not (or it was another frame)."""
+        settled = self._settled.get((result.stream_id, result.seq))
+        if settled is None or settled[1] != result.captured_at_ns:
+            return None
+        return settled[0]
+
+    def is_duplicate(self, result: ResultHeader) -> bool:
+        """Whether a result for the same frame came before (then ``add_result`` counts it)."""
+        key = (result.stream_id, result.seq)
+        if key in self._frames:
+            return False
+        waiting = self._results.get(key)
+        if waiting is not None and waiting.captured_at_ns == result.captured_at_ns:
+            return True
+        return self._settled_outcome(result) in (_Outcome.MATCHED, _Outcome.LATE)
 
     def add_frame(self, header: FrameHeader, jpeg: bytes) -> Pair | None:
         """Keep a frame; the pair at once if its result came first."""
@@ -167,14 +188,15 @@ class FrameRing:
         if entry is not None:
             self._progress(key[0]).results += 1
             return self._match(entry, result)
-        settled = self._settled.get(key)
-        if settled is _Outcome.MATCHED or key in self._results:
+        if self.is_duplicate(result):
             self.counts.duplicate_results += 1
             return None
         self._progress(key[0]).results += 1
-        if settled is _Outcome.MISSING:
+        if self._settled_outcome(result) is _Outcome.MISSING:
             self.counts.late_results += 1
+            self._settle(key, _Outcome.LATE, result.captured_at_ns)
             return None
+        self._results.pop(key, None)  # an earlier run's result, if any, is replaced
         self._results[key] = result
         while len(self._results) > self._capacity:
             self._results.popitem(last=False)

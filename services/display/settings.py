@@ -115,6 +115,21 @@ class DisplaySettings(ServiceSettings):
         description="Sync mode: with no matched pair for this long, show the newest frame "
         "with a 'waiting for inference' banner.",
     )
+    offline_after_s: float = Field(
+        default=2.0,
+        ge=0.2,
+        le=600.0,
+        description="While frames arrive, no result for this long shows an 'inference "
+        "offline' banner (and inference_offline=1 on /metrics and /healthz) until results "
+        "come back.",
+    )
+    status_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of a separate /metrics and /healthz endpoint; 0 = off (the http "
+        "sink's page serves both anyway).",
+    )
     show_stream: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",

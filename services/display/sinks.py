@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import IO, Any, Final, Protocol, cast
 import cv2
 import numpy as np
 
+from shared.http_status import StatusSource, serve_status_path
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
 
@@ -135,12 +135,12 @@ class _Server(ThreadingHTTPServer):
         board: FrameBoard,
         page: bytes,
         max_clients: int,
-        health: Callable[[], Mapping[str, object]],
+        status: StatusSource | None,
     ) -> None:
         self.board = board
         self.page = page
         self.clients = threading.BoundedSemaphore(max_clients)
-        self.health = health
+        self.status = status
         super().__init__(address, _Handler)
 
 
@@ -178,23 +178,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stream()
             elif path == "/snapshot.jpg":
                 self._reply(HTTPStatus.OK, "image/jpeg", self._server.board.latest()[1])
-            elif path == "/healthz":
+            elif path == "/healthz" and self._server.status is None:
                 body = {"status": "ok", "last_frame_age_s": round(self._server.board.age_s(), 3)}
                 self._reply(HTTPStatus.OK, "application/json", json.dumps(body).encode())
-            elif path == "/metrics":
-                self._reply(HTTPStatus.OK, "text/plain; version=0.0.4", self._metrics())
+            elif self._server.status is not None and serve_status_path(
+                self, path, "display", self._server.status
+            ):
+                pass
             else:
                 self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
         except (ConnectionError, TimeoutError) as error:
             log.debug("http client %s went away: %s", self.client_address[0], error)
-
-    def _metrics(self) -> bytes:
-        lines = []
-        for name, value in self._server.health().items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                metric = "emojify_display_" + "".join(c if c.isalnum() else "_" for c in name)
-                lines.append(f"{metric} {value}")
-        return ("\n".join(lines) + "\n").encode()
 
     def _stream(self) -> None:
         server = self._server
@@ -243,7 +237,8 @@ def _page(title: str) -> bytes:
 
 
 class HttpSink:
-    """The MJPEG page: ``/``, ``/stream.mjpg``, ``/snapshot.jpg``, ``/healthz``, ``/metrics``."""
+    """The MJPEG page: ``/``, ``/stream.mjpg``, ``/snapshot.jpg``; and ``status``'s ``/healthz``
+    and ``/metrics`` (shared.http_status), or a bare ``/healthz`` without it."""
 
     def __init__(
         self,
@@ -254,12 +249,12 @@ class HttpSink:
         placeholder_bgr: ImageU8,
         jpeg_quality: int = 80,
         max_clients: int = 8,
-        health: Callable[[], Mapping[str, object]] = dict,
+        status: StatusSource | None = None,
     ) -> None:
         self._quality = jpeg_quality
         self._board = FrameBoard(encode_jpeg(placeholder_bgr, jpeg_quality))
         try:
-            self._server = _Server((host, port), self._board, _page(title), max_clients, health)
+            self._server = _Server((host, port), self._board, _page(title), max_clients, status)
         except OSError as error:
             raise SinkError(f"http sink cannot listen on {host}:{port}: {error}") from error
         self._thread = threading.Thread(

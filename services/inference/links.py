@@ -11,7 +11,7 @@ from typing import Any, Final
 import zmq
 
 from shared.log_throttle import LogThrottle
-from shared.messages import ResultHeader, WorkRequest
+from shared.messages import MAX_DONE, Heartbeat, ResultHeader, WorkRequest
 from shared.runtime import Stats
 from shared.transport import Socket, connect, make_socket, send_nowait, set_heartbeats
 from shared.wire import encode
@@ -47,11 +47,18 @@ class CaptureLink:
         worker_id: str,
         credit: int,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        heartbeat_s: float = 1.0,
+        started_at_ns: int = 0,
     ) -> None:
         self.endpoint = endpoint
         self._worker_id = worker_id
         self._credit = credit
         self._clock = clock
+        self._heartbeat_s = heartbeat_s
+        self._started_at_ns = started_at_ns
+        #: Seqs whose results are sent but not yet reported to the capture (newest kept).
+        self._done: list[int] = []
         self.socket: Socket = make_socket(
             ctx, zmq.DEALER, identity=worker_id.encode(), sndhwm=REQUEST_HWM
         )
@@ -67,12 +74,42 @@ class CaptureLink:
         #: Frames asked for that have not arrived yet.
         self.outstanding = 0
         self._last_heard = clock()
+        self._last_sent = clock()
 
     def _request(self, n: int) -> bool:
-        sent = send_nowait(self.socket, encode(WorkRequest(worker_id=self._worker_id, credit=n)))
-        if not sent:
+        request = WorkRequest(
+            worker_id=self._worker_id,
+            credit=n,
+            done=tuple(self._done),
+            started_at_ns=self._started_at_ns,
+        )
+        sent = send_nowait(self.socket, encode(request))
+        if sent:
+            self._done.clear()
+            self._last_sent = self._clock()
+        else:
             log.debug("%s: request queue full, credit %d not sent", self.endpoint, n)
         return sent
+
+    def finished(self, seq: int) -> None:
+        """The result of frame ``seq`` from this capture is sent; the next request says so."""
+        self._done.append(seq)
+        del self._done[:-MAX_DONE]
+
+    def heartbeat_if_quiet(self) -> bool:
+        """Send a heartbeat when nothing went to this capture for ``heartbeat_s``; True if sent.
+
+        Capture gives up on a worker it has not heard from for its ``worker_timeout_s``, so a
+        worker busy with another capture's frames, or simply idle, must still speak up.
+        """
+        now = self._clock()
+        if now - self._last_sent < self._heartbeat_s:
+            return False
+        beat = Heartbeat(sender=self._worker_id, sent_at_ns=time.time_ns())
+        if send_nowait(self.socket, encode(beat)):
+            self._last_sent = now
+            return True
+        return False
 
     def start(self) -> None:
         """Ask for the full credit."""
@@ -88,6 +125,7 @@ class CaptureLink:
     def top_up(self) -> None:
         """After a message is dealt with, ask for what is missing to the full credit."""
         missing = self._credit - self.outstanding
+        # With nothing missing the done seqs wait for the next request (or the idle resend).
         if missing > 0 and self._request(missing):
             self.outstanding += missing
 

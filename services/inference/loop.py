@@ -109,6 +109,9 @@ class FrameLoop:
                 if link.resend_if_idle():
                     self._meters.stats.increment("credit_resends")
                     log.debug("%s: nothing for a while, asked again for credit", link.endpoint)
+                elif link.heartbeat_if_quiet():
+                    self._meters.stats.increment("heartbeats")
+            self._meters.turned()
             if stats_due.due():
                 log.info("%s", self._meters.line(self.credit_held()))
 
@@ -197,6 +200,10 @@ class FrameLoop:
             )
             sent = self._results.send(result, self._stop)
             self._meters.result_out(result, sent)
+            # Done even when the display did not take it: re-sending would not help that.
+            link.finished(header.seq)
+        # One request per capture for the whole batch, carrying every seq it finished.
+        for link in {id(item.link): item.link for item in batch}.values():
             link.top_up()
 
 

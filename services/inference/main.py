@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any, Final
 
 import zmq
 
+from shared.http_status import StatusError, start_status_server
 from shared.model_file import ModelFileError
 from shared.runtime import (
     StartupInterrupted,
@@ -26,7 +28,7 @@ from .classifier import Classifier, EmotionClassifier
 from .detect import DetectorError, FaceDetector, make_detector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
-from .meters import WorkerMeters
+from .meters import WorkerMeters, WorkerStatus
 from .reload import ModelReloader
 from .settings import WorkerSettings
 from .tracker import FaceTracker
@@ -88,8 +90,17 @@ def run(
         results = ResultSender(ctx, settings.results_endpoint, meters.stats)
         cleanup.callback(results.close)
         links: list[CaptureLink] = []
+        # Tells every capture this is a new process, so what an earlier one held is lost.
+        started_at_ns = time.time_ns()
         for endpoint in settings.capture_endpoints:
-            link = CaptureLink(ctx, endpoint, settings.worker_id, settings.credit)
+            link = CaptureLink(
+                ctx,
+                endpoint,
+                settings.worker_id,
+                settings.credit,
+                heartbeat_s=settings.heartbeat_s,
+                started_at_ns=started_at_ns,
+            )
             cleanup.callback(link.close)
             links.append(link)
         log.info(
@@ -111,6 +122,19 @@ def run(
             tracker=tracker,
             reloader=reloader,
         )
+        status = start_status_server(
+            SERVICE,
+            settings.status_host,
+            settings.status_port,
+            WorkerStatus(
+                meters,
+                settings.worker_id,
+                credit_held=loop.credit_held,
+                model_version=lambda: loop.classifier.version,
+            ),
+        )
+        if status is not None:
+            cleanup.callback(status.close)
         loop.serve()
         log.info("stopping: %s", meters.line(loop.credit_held()))
     return 0
@@ -159,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             detector=detector,
             load_classifier=load_classifier,
         )
-    except TransportError as error:
+    except (TransportError, StatusError) as error:
         log.error("cannot start: %s", _one_line(error))
         return EXIT_CANNOT_START
     except Exception:

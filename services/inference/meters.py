@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Final
 
+from shared.http_status import Health, LoopWatch, Metric, counters, gauges
 from shared.messages import ResultHeader
 from shared.runtime import LatencyWindow, RateMeter, Stats, format_stats_line
 
-__all__ = ["COUNTERS", "STAGES", "WorkerMeters"]
+__all__ = ["COUNTERS", "STAGES", "WorkerMeters", "WorkerStatus"]
 
 #: Counter names in Stats: frames received, results sent, faces classified, malformed
 #: messages, frames whose JPEG did not decode, results the display did not take, credit
@@ -22,8 +25,31 @@ COUNTERS: Final = (
     "credit_resends",
     "reloads",
     "reload_failed",
+    "heartbeats",
 )
 STAGES: Final = ("decode", "detect", "classify")
+COUNTER_HELP: Final = {
+    "frames": "Frames received from captures.",
+    "results": "Results sent to the display.",
+    "faces": "Faces classified.",
+    "malformed": "Messages from captures that broke the wire format.",
+    "corrupt": "Frames whose JPEG did not decode (answered with an error result).",
+    "results_dropped": "Results the display did not take in time.",
+    "credit_resends": "Credit asked for again after a silent second.",
+    "reloads": "New model files swapped in while running.",
+    "reload_failed": "New model files refused.",
+    "heartbeats": "Heartbeats sent to captures.",
+}
+GAUGE_HELP: Final = {
+    "fps_in": "Frames received per second.",
+    "fps_out": "Results sent per second.",
+    "faces_per_s": "Faces classified per second.",
+    "in_flight": "Frames asked for from captures and not yet received (credit held).",
+    "latency_p50_ms": "Median time a frame spends in the worker.",
+    "latency_p95_ms": "95th percentile of the time a frame spends in the worker.",
+}
+#: /healthz answers 503 when the loop has not turned for this long (one frame at most).
+STUCK_AFTER_S: Final = 30.0
 
 
 class WorkerMeters:
@@ -36,6 +62,10 @@ class WorkerMeters:
         self._faces = RateMeter(window_s)
         self._total = LatencyWindow()
         self._stages = {stage: LatencyWindow() for stage in STAGES}
+        self.watch = LoopWatch(STUCK_AFTER_S, time.monotonic)
+
+    def turned(self) -> None:
+        self.watch.turned()
 
     def frame_in(self) -> None:
         self.stats.increment("frames")
@@ -64,17 +94,54 @@ class WorkerMeters:
             "faces_per_s": self._faces.rate(),
             "malformed": counts.get("malformed", 0),
             "corrupt": counts.get("corrupt", 0),
-            "results_dropped": counts.get("results_dropped", 0),
+            "drops": counts.get("results_dropped", 0),
             "p50_ms": self._total.percentile(50),
             "p95_ms": self._total.percentile(95),
         }
         for stage, window in self._stages.items():
             fields[f"{stage}_p50_ms"] = window.percentile(50)
             fields[f"{stage}_p95_ms"] = window.percentile(95)
-        fields["credit_held"] = credit_held
+        fields["in_flight"] = credit_held
         fields["frames"] = counts.get("frames", 0)
         fields["results"] = counts.get("results", 0)
         fields["credit_resends"] = counts.get("credit_resends", 0)
         fields["reloads"] = counts.get("reloads", 0)
         fields["reload_failed"] = counts.get("reload_failed", 0)
         return format_stats_line(fields)
+
+    def metrics(self, credit_held: int) -> list[Metric]:
+        counts = {name: 0 for name in COUNTERS}
+        counts.update(self.stats.snapshot())
+        values: dict[str, float | int | None] = {
+            "fps_in": self._fps_in.rate(),
+            "fps_out": self._fps_out.rate(),
+            "faces_per_s": self._faces.rate(),
+            "in_flight": credit_held,
+            "latency_p50_ms": self._total.percentile(50),
+            "latency_p95_ms": self._total.percentile(95),
+        }
+        return counters(counts, COUNTER_HELP) + gauges(values, GAUGE_HELP)
+
+
+class WorkerStatus:
+    """What the worker's ``/metrics`` and ``/healthz`` show (read from the status thread)."""
+
+    def __init__(
+        self,
+        meters: WorkerMeters,
+        worker_id: str,
+        credit_held: Callable[[], int],
+        model_version: Callable[[], str],
+    ) -> None:
+        self._meters = meters
+        self._worker_id = worker_id
+        self._credit_held = credit_held
+        self._model_version = model_version
+
+    def metrics(self) -> list[Metric]:
+        return self._meters.metrics(self._credit_held())
+
+    def health(self) -> Health:
+        return self._meters.watch.health(
+            worker_id=self._worker_id, model_version=self._model_version()
+        )

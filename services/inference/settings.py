@@ -74,6 +74,13 @@ class WorkerSettings(ServiceSettings):
     credit: int = Field(
         default=2, ge=1, le=16, description="Frames asked for in flight per capture endpoint."
     )
+    heartbeat_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds between heartbeats to each capture when nothing else was sent "
+        "(keep it well below the capture's worker_timeout_s).",
+    )
     detector: DetectorName = Field(
         default="blazeface",
         description="Face detector: haar (OpenCV cascade), blazeface (MediaPipe BlazeFace "

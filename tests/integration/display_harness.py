@@ -103,6 +103,8 @@ class DisplayProcess:
         assert status == 200
         values: dict[str, float] = {}
         for line in body.decode().splitlines():
+            if not line or line.startswith("#"):
+                continue
             name, _, value = line.partition(" ")
             values[name.removeprefix("emojify_display_")] = float(value)
         return values

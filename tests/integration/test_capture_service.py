@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from services.capture.main import run
 from services.capture.settings import CaptureSettings
 from services.capture.sources import RawFrame
 from shared.image import encode_jpeg
-from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
+from shared.messages import EndOfStream, FrameHeader, WorkRequest
 from shared.settings import load_settings
 from shared.transport import free_loopback_port as free_port
 from shared.transport import make_socket
@@ -52,6 +53,7 @@ class Capture:
     def __init__(self, args: list[str], log_path: Path) -> None:
         self.frames_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.preview_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.status_url = f"http://127.0.0.1:{free_port()}/"
         self.log_path = log_path
         self._log = log_path.open("wb")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -65,6 +67,8 @@ class Capture:
                 self.frames_endpoint,
                 "--preview-endpoint",
                 self.preview_endpoint,
+                "--status-port",
+                self.status_url.rsplit(":", 1)[1].rstrip("/"),
                 *args,
             ],
             cwd=REPO,
@@ -210,7 +214,7 @@ def test_malformed_requests_are_counted_and_survived(
         [b"garbage"],  # one frame
         [b"\x01", b"\x02", b"\x03"],  # three frames
         [b"\xc1", b""],  # 0xc1 is never valid msgpack
-        encode(Heartbeat(sender="rogue", sent_at_ns=1)),  # valid message, wrong kind
+        encode(EndOfStream(stream_id="rogue", frame_count=1)),  # valid message, wrong kind
         [encode(WorkRequest(worker_id="rogue", credit=1))[0], b"unexpected payload"],
     ]
     for frames in garbage:
@@ -297,6 +301,7 @@ def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
             f"--frames-endpoint=tcp://127.0.0.1:{free_port()}",
             f"--preview-endpoint=tcp://127.0.0.1:{free_port()}",
             "--exit-at-end",
+            "--status-port=0",
         ],
     )
     gate, stop = threading.Event(), threading.Event()
@@ -338,3 +343,98 @@ def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
         stop.set()
         thread.join(timeout=5)
         assert not thread.is_alive()
+
+
+def metrics_of(capture: Capture) -> dict[str, float]:
+    with urllib.request.urlopen(capture.status_url + "metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        name.removeprefix("emojify_capture_"): float(value)
+        for name, _, value in (line.partition(" ") for line in text.splitlines())
+        if not name.startswith("#")
+    }
+
+
+def take_frame(dealer: zmq.Socket[bytes], timeout_s: float = 10.0) -> int:
+    assert dealer.poll(int(timeout_s * 1000)), "no frame"
+    header, _ = decode(dealer.recv_multipart())
+    assert isinstance(header, FrameHeader)
+    return header.seq
+
+
+@pytest.mark.parametrize("mode", ["lossless", "live"])
+def test_a_silent_worker_is_lost_and_its_frames_go_to_another_or_are_dropped(
+    tmp_path: Path, start_capture: Callable[..., Capture], ctx: zmq.Context[Any], mode: str
+) -> None:
+    recording = make_recording(tmp_path / "rec", 6)
+    capture = start_capture(
+        "--source", str(recording), "--mode", mode, "--pace", "fast", "--worker-timeout-s", "1"
+    )
+    capture.wait_for_log(r"capture ready", STARTUP_S)
+    status, body = http_get_json(capture.status_url + "healthz")
+    assert (status, body["status"], body["mode"]) == (200, "ok", mode)
+    # w1 says when it started (so capture keeps what it hands it), takes two frames, falls silent.
+    w1 = connect_worker(ctx, capture, "w1")
+    w1.send_multipart(encode(WorkRequest(worker_id="w1", credit=2, started_at_ns=1)))
+    held = [take_frame(w1), take_frame(w1)]
+    time.sleep(0.2)
+    w2 = connect_worker(ctx, capture, "w2")
+    w2.send_multipart(encode(WorkRequest(worker_id="w2", credit=1, started_at_ns=2)))
+    seen: list[int] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not w2.poll(200):
+            continue
+        seq = take_frame(w2)
+        seen.append(seq)
+        w2.send_multipart(
+            encode(WorkRequest(worker_id="w2", credit=1, done=(seq,), started_at_ns=2))
+        )
+        if max(seen) == 5 and (mode == "live" or set(held) <= set(seen)):
+            break
+    capture.wait_for_log(r"worker b'w1' lost \(not heard from for 1.0 s\)", 5)
+    metrics = metrics_of(capture)
+    assert metrics["worker_lost"] >= 1
+    if mode == "lossless":
+        assert sorted(seen) == list(range(6)), "w2 gets every frame, w1's once more"
+        assert metrics["redispatched"] == 2
+        capture.wait_for_log(r"published end of stream rec: 6 frames, 0 dropped", 5)
+    else:
+        assert not set(held) & set(seen), "live mode does not send a frame twice"
+        assert metrics["redispatched"] == 0
+        assert metrics["drops"] >= 2 and metrics["lost_in_flight"] == 2
+    assert metrics["in_flight"] == 0
+
+
+def http_get_json(url: str) -> tuple[int, dict[str, Any]]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_a_worker_restarted_under_its_identity_gets_back_what_the_old_one_held(
+    tmp_path: Path, start_capture: Callable[..., Capture], ctx: zmq.Context[Any]
+) -> None:
+    recording = make_recording(tmp_path / "rec", 4)
+    # A long timeout: only the new start time can tell capture the old process is gone.
+    capture = start_capture(
+        "--source", str(recording), "--mode", "lossless", "--pace", "fast",
+        "--worker-timeout-s", "60",
+    )  # fmt: skip
+    capture.wait_for_log(r"capture ready", STARTUP_S)
+    old = connect_worker(ctx, capture, "w1")
+    old.send_multipart(encode(WorkRequest(worker_id="w1", credit=2, started_at_ns=1)))
+    held = [take_frame(old), take_frame(old)]
+    old.close(linger=0)
+    new = connect_worker(ctx, capture, "w1")
+    new.send_multipart(encode(WorkRequest(worker_id="w1", credit=1, started_at_ns=2)))
+    seen = []
+    for _ in range(4):
+        seen.append(take_frame(new))
+        new.send_multipart(
+            encode(WorkRequest(worker_id="w1", credit=1, done=(seen[-1],), started_at_ns=2))
+        )
+    assert seen[:2] == held == [0, 1], "the old process's frames first"
+    assert seen[2:] == [2, 3]
+    capture.wait_for_log(r"worker b'w1' lost \(it restarted\)", 5)
+    capture.wait_for_log(r"published end of stream rec: 4 frames, 0 dropped", 5)
+    assert metrics_of(capture)["redispatched"] == 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ from tests.integration.display_harness import (
     FACE_BOX,
     REPO,
     frame_header,
+    http_get,
     read_jsonl,
     result_for,
     running_display,
@@ -137,3 +140,57 @@ def test_missing_assets_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert display_main.main(["--sinks", "http"]) == 2
+
+
+@pytest.mark.parametrize("mode", ["sync", "live"])
+def test_offline_banner_while_frames_come_without_results_then_back(
+    tmp_path: Path, mode: str
+) -> None:
+    jsonl_path = tmp_path / "results.jsonl"
+    with running_display(
+        tmp_path,
+        "--mode",
+        mode,
+        "--sinks",
+        "http,jsonl",
+        "--jsonl-path",
+        str(jsonl_path),
+        "--offline-after-s",
+        "1",
+    ) as display:
+        wait_subscribed(display)
+        seq = 0
+
+        def feed(with_results: bool) -> None:
+            nonlocal seq
+            header = frame_header(seq)
+            display.send_frame(header)
+            if with_results:
+                display.send_result(result_for(header))
+                display.send_result(result_for(header))  # a duplicate: not written again
+            seq += 1
+            time.sleep(0.1)
+
+        def health() -> dict[str, object]:
+            status, body = http_get(display.http_url + "healthz")
+            assert status == 200
+            return dict(json.loads(body))
+
+        def offline() -> bool:
+            feed(with_results=False)
+            return health()["inference"] == "offline"
+
+        wait_for(offline, 15, "the display to call inference offline")
+        assert display.metrics()["inference_offline"] == 1
+        assert display.metrics()["offline"] >= 1
+
+        def back() -> bool:
+            feed(with_results=True)
+            return health()["inference"] == "ok"
+
+        wait_for(back, 15, "the display to call inference back")
+        assert display.metrics()["inference_offline"] == 0
+        wait_for(lambda: display.metrics()["duplicate_results"] >= 1, 5, "a duplicate counted")
+        seqs = [line["seq"] for line in read_jsonl(jsonl_path)]
+        assert len(seqs) == len(set(seqs)), "one line per frame"
+    assert "inference offline" in display.log_text() and "inference back" in display.log_text()

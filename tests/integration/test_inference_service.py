@@ -22,9 +22,9 @@ import zmq
 
 from shared.image import encode_jpeg, iou_xywh
 from shared.labels import EMOTIONS
-from shared.messages import FrameHeader, ResultHeader, WorkRequest
+from shared.messages import FrameHeader, Heartbeat, ResultHeader, WorkRequest
 from shared.model_file import metadata_path, read_metadata, write_model_files
-from shared.wire import MAX_PAYLOAD_BYTES, WireError, decode_as, encode
+from shared.wire import MAX_PAYLOAD_BYTES, WireError, decode, decode_as, encode
 from tests.conftest import ASTRONAUT_FACE_XYWH, TINY_METADATA, write_tiny_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -74,7 +74,7 @@ class Worker:
         return message
 
     def requests(self, within_s: float) -> list[WorkRequest]:
-        """Every work request that arrives within ``within_s``."""
+        """Every work request that arrives within ``within_s`` (heartbeats skipped)."""
         found = []
         deadline = time.monotonic() + within_s
         while (left := deadline - time.monotonic()) > 0:
@@ -82,8 +82,11 @@ class Worker:
                 break
             identity, *frames = self.router.recv_multipart()
             assert identity == WORKER_ID.encode()
-            request, _ = decode_as(frames, WorkRequest)
-            found.append(request)
+            request, _ = decode(frames)
+            if isinstance(request, WorkRequest):
+                found.append(request)
+            else:
+                assert isinstance(request, Heartbeat), request
         return found
 
     def log(self) -> str:
@@ -160,7 +163,9 @@ def worker(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def test_asks_for_its_credit_at_start(worker: Worker) -> None:
-    assert worker.first_request == WorkRequest(worker_id=WORKER_ID, credit=2)
+    first = worker.first_request
+    assert (first.worker_id, first.credit, first.done) == (WORKER_ID, 2, ())
+    assert first.started_at_ns > 0, "says when it started, so capture can tell a restart"
 
 
 def test_one_result_per_frame_with_the_face_found(
@@ -194,8 +199,10 @@ def test_one_result_per_frame_with_the_face_found(
     assert corrupt.faces == ()
     assert corrupt.error is not None and corrupt.error.startswith("corrupt jpeg:")
     assert empty.faces == () and empty.error is None
-    # Every frame is answered by a request for one more.
-    assert sum(request.credit for request in worker.requests(1.0)) >= 3
+    # Every frame is answered by a request for one more, which says the frame is done.
+    requests = worker.requests(1.0)
+    assert sum(request.credit for request in requests) >= 3
+    assert {seq for request in requests for seq in request.done} == {0, 1, 2}
 
 
 @pytest.mark.parametrize("detector", ["blazeface", "blazeface_full", "mtcnn"])
@@ -249,7 +256,7 @@ def test_sigterm_exits_zero_within_a_second(worker: Worker) -> None:
     assert "Traceback" not in log
     assert "malformed message from" in log
     assert "corrupt jpeg:" in log
-    assert "fps_in=" in log and "results_dropped=" in log
+    assert "fps_in=" in log and "drops=" in log
 
 
 def test_missing_model_file_exits_2_with_one_clear_line(tmp_path: Path) -> None:

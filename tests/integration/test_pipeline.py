@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
-import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,76 +16,18 @@ import pytest
 from shared.image import iou_xywh
 from shared.model_file import read_metadata
 from shared.recording import load_recording
-from tests.integration.display_harness import free_port, http_get, read_jsonl, wait_for
+from tests.integration.display_harness import http_get, read_jsonl, wait_for
+from tests.integration.pipeline_harness import MODEL, RECORDING, Pipeline, running_pipeline
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-RECORDING = REPO / "recordings" / "demo"
-MODEL = REPO / "models" / "emotion_model.keras"
 PROGRAMS = ("capture", "display", "worker-0", "worker-1")
-
-
-@dataclass
-class Pipeline:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    jsonl_path: Path
-    http_url: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def child_pids(self) -> dict[str, int]:
-        spawned = re.findall(r"spawned: '([\w-]+)' with pid (\d+)", self.log())
-        return {name: int(pid) for name, pid in spawned}
 
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    frames, preview, results, http = (free_port() for _ in range(4))
-    jsonl = tmp_path / "results.jsonl"
-    env = {
-        **os.environ,
-        "EMOJIFY_RUN_DIR": str(tmp_path / "run"),
-        "EMOJIFY_WORKERS": "2",
-        "EMOJIFY_CAPTURE_SOURCE": str(RECORDING),
-        "EMOJIFY_CAPTURE_LOOP": "false",
-        "EMOJIFY_CAPTURE_MODE": "lossless",
-        "EMOJIFY_CAPTURE_PACE": "fast",
-        "EMOJIFY_CAPTURE_FRAMES_ENDPOINT": f"tcp://127.0.0.1:{frames}",
-        "EMOJIFY_CAPTURE_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
-        "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": f"tcp://127.0.0.1:{frames}",
-        "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
-        "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
-        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
-        "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
-        "EMOJIFY_DISPLAY_MODE": "sync",
-        "EMOJIFY_DISPLAY_SINKS": "http,jsonl",
-        "EMOJIFY_DISPLAY_HTTP_PORT": str(http),
-        "EMOJIFY_DISPLAY_JSONL_PATH": str(jsonl),
-    }
-    env.pop("DISPLAY", None)
-    log_path = tmp_path / "supervisord.out"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(REPO / "scripts" / "run_pipeline.sh")],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Pipeline(process, log_path, jsonl, f"http://127.0.0.1:{http}/")
-    try:
+    with running_pipeline(tmp_path) as running:
         yield running
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        for pid in running.child_pids().values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:

@@ -1,10 +1,12 @@
-"""Capture's credit bookkeeping and newest-frame slot, as tables of operations."""
+"""Capture's credit and in-flight bookkeeping and newest-frame slot, as tables of operations."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from services.capture.dispatch import Credits, NewestSlot
+from services.capture.dispatch import Credits, InFlight, NewestSlot
 
 # Operations: ("add", worker, n) | ("send", expected_worker_or_None) | ("forget", worker)
 Op = tuple[str | int, ...]
@@ -109,3 +111,100 @@ def test_put_says_when_it_replaced() -> None:
     slot: NewestSlot[str] = NewestSlot()
     assert slot.put("a") is False
     assert slot.put("b") is True
+
+
+# In-flight bookkeeping. Operations, applied at time ``t`` (seconds):
+#   ("heard", t, worker[, started_at_ns])  a heartbeat, or a request telling its start time
+#   ("sent", t, worker, seq)               frame ``seq`` handed to ``worker``
+#   ("done", t, worker, (seqs...))         ``worker`` reports them finished
+#   ("lose", t, worker)                    give ``worker`` up
+# ``expected``: per worker the seqs it still holds; ``lost`` the seqs of every lose (and of a
+# restart found by "heard"), in order; ``silent``: workers silent for 3 s at the last t.
+InOp = tuple[Any, ...]
+
+
+def play_inflight(
+    ops: list[InOp], max_per_worker: int = 2
+) -> tuple[InFlight[str], list[list[int]], list[str]]:
+    inflight: InFlight[str] = InFlight(max_per_worker)
+    lost: list[list[int]] = []
+    now = 0.0
+    for op in ops:
+        name, now, worker = op[0], float(op[1]), str(op[2]).encode()
+        if name == "heard":
+            restarted = inflight.heard(worker, now, *op[3:])
+            if restarted is not None:
+                lost.append([seq for seq, _ in restarted.frames])
+        elif name == "sent":
+            inflight.sent(worker, int(op[3]), f"frame-{op[3]}", now)
+        elif name == "done":
+            inflight.done(worker, tuple(op[3]), now)
+        else:
+            lost.append([seq for seq, _ in inflight.lose(worker).frames])
+    silent = sorted(w.decode() for w in inflight.silent(now, 3.0))
+    return inflight, lost, silent
+
+
+@pytest.mark.parametrize(
+    ("ops", "held", "lost", "silent"),
+    [
+        # a worker that says when it started is tracked; done frames leave
+        ([("heard", 0, "a", 7), ("sent", 0, "a", 0), ("sent", 0, "a", 1), ("done", 1, "a", (0,))],
+         {"a": [1]}, [], []),
+        # losing it hands back what it held, oldest first, and forgets it
+        ([("heard", 0, "a", 7), ("sent", 0, "a", 5), ("sent", 0, "a", 3), ("lose", 1, "a")],
+         {"a": []}, [[5, 3]], []),
+        # silent for 3 s: reported; a heartbeat keeps it alive
+        ([("heard", 0, "a", 7), ("heard", 0, "b", 7), ("heard", 2, "b"), ("heard", 3, "c", 1)],
+         {}, [], ["a"]),
+        # a new start time under the same identity: the old process's frames are lost
+        ([("heard", 0, "a", 7), ("sent", 0, "a", 0), ("heard", 1, "a", 8), ("sent", 1, "a", 1)],
+         {"a": [1]}, [[0]], []),
+        # the same start time again is the same process
+        ([("heard", 0, "a", 7), ("sent", 0, "a", 0), ("heard", 1, "a", 7)],
+         {"a": [0]}, [], []),
+        # a heartbeat before the first request does not count as a restart
+        ([("heard", 0, "a"), ("heard", 0, "a", 7), ("sent", 0, "a", 4)],
+         {"a": [4]}, [], []),
+        # an older worker (start time 0) is watched for silence but its frames are not kept
+        ([("heard", 0, "a", 0), ("sent", 0, "a", 0), ("lose", 1, "a")],
+         {"a": []}, [[]], []),
+        # unknown workers: nothing kept, nothing lost
+        ([("sent", 0, "x", 0), ("done", 0, "x", (0,)), ("lose", 0, "x")],
+         {"x": []}, [[]], []),
+        # more than max_per_worker (a worker whose done reports got lost): oldest forgotten
+        ([("heard", 0, "a", 7), ("sent", 0, "a", 0), ("sent", 0, "a", 1), ("sent", 0, "a", 2)],
+         {"a": [1, 2]}, [], []),
+        # done for frames it does not hold (reported twice, or after a re-queue) is ignored
+        ([("heard", 0, "a", 7), ("sent", 0, "a", 0), ("done", 0, "a", (9, 0, 0))],
+         {"a": []}, [], []),
+    ],
+    ids=[
+        "done-leaves", "lose-returns-frames", "silence", "restart", "same-process",
+        "heartbeat-first", "old-worker", "unknown", "bounded", "done-unknown",
+    ],
+)  # fmt: skip
+def test_inflight_table(
+    ops: list[InOp], held: dict[str, list[int]], lost: list[list[int]], silent: list[str]
+) -> None:
+    inflight, found_lost, found_silent = play_inflight(ops)
+    assert {w: inflight.held_by(w.encode()) for w in held} == held
+    assert found_lost == lost
+    assert found_silent == silent
+
+
+def test_inflight_counts_and_spans() -> None:
+    inflight: InFlight[str] = InFlight(2)
+    inflight.heard(b"a", 0.0, 7)
+    inflight.heard(b"b", 0.0, 8)
+    inflight.sent(b"a", 0, "f0", 1.0)
+    inflight.sent(b"b", 1, "f1", 1.5)
+    inflight.sent(b"b", 2, "f2", 1.5)
+    inflight.sent(b"b", 3, "f3", 1.5)
+    assert (inflight.workers, inflight.total, inflight.evicted) == (2, 3, 1)
+    assert inflight.done(b"a", (0,), 1.25) == [0.25]
+    assert b"a" in inflight and b"c" not in inflight
+    assert inflight.lose(b"b").frames == [(2, "f2"), (3, "f3")]
+    assert (inflight.workers, inflight.total) == (1, 0)
+    with pytest.raises(ValueError, match="expected >= 1"):
+        InFlight(0)

@@ -202,3 +202,50 @@ def test_smoothing_blends_same_face_only() -> None:
     assert blended[0].label == "happy" and blended[0].score == pytest.approx(0.6)
     assert smooth_faces((happy,), (far_angry,), 0.6) == (far_angry,)
     assert smooth_faces((happy,), (angry,), 0.0) == (angry,)
+
+
+@pytest.mark.parametrize(
+    ("events", "duplicates"),
+    [
+        (["f1", "r1", "r1"], [False, False, True]),  # matched, then a second result
+        (["r1", "r1", "f1"], [False, True, False]),  # two results before the frame
+        (["f1", "r1", "r1", "r1"], [False, False, True, True]),
+    ],
+    ids=["after-match", "both-early", "three"],
+)
+def test_is_duplicate_tells_the_second_result_of_a_frame(
+    events: list[str], duplicates: list[bool]
+) -> None:
+    ring = FrameRing(8)
+    found = []
+    for event in events:
+        seq = int(event[1:])
+        if event[0] == "f":
+            found.append(False)
+            ring.add_frame(frame(seq), b"jpeg")
+        else:
+            found.append(ring.is_duplicate(result(seq)))
+            ring.add_result(result(seq))
+    assert found == duplicates
+    assert ring.counts.duplicate_results == sum(duplicates)
+
+
+def test_a_late_result_counts_once_and_its_repeat_is_a_duplicate() -> None:
+    ring = FrameRing(1)
+    ring.add_frame(frame(0), b"jpeg")
+    ring.add_frame(frame(1), b"jpeg")  # evicts seq 0: missing
+    assert not ring.is_duplicate(result(0))
+    assert ring.add_result(result(0)) is None
+    assert ring.is_duplicate(result(0))
+    ring.add_result(result(0))
+    assert (ring.counts.late_results, ring.counts.duplicate_results) == (1, 1)
+
+
+def test_a_restarted_capture_reusing_a_seq_is_not_a_duplicate() -> None:
+    ring = FrameRing(8)
+    ring.add_frame(frame(0), b"jpeg")
+    ring.add_result(result(0))
+    again = result(0).model_copy(update={"captured_at_ns": 9_999_999_999})
+    assert not ring.is_duplicate(again), "same seq, later capture time: a new frame"
+    ring.add_result(again)
+    assert ring.counts.duplicate_results == 0

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from shared.messages import (
     EMOTIONS,
+    MAX_DONE,
     SCHEMA_VERSION,
     EndOfStream,
     Face,
@@ -261,3 +262,37 @@ def test_envelope_split_and_join() -> None:
 def test_split_envelope_rejects(frames: list[bytes]) -> None:
     with pytest.raises(WireError):
         split_envelope(frames)
+
+
+def test_work_request_reports_done_seqs_and_start_time() -> None:
+    request = WorkRequest(worker_id="w", credit=1, done=(4, 5, 7), started_at_ns=123)
+    decoded, _ = decode_as(encode(request), WorkRequest)
+    assert decoded == request
+    assert decoded.done == (4, 5, 7) and isinstance(decoded.done, tuple)
+
+
+def test_work_request_from_a_sender_that_predates_done_still_decodes() -> None:
+    # What a worker built before `done` and `started_at_ns` existed puts on the wire.
+    old = msgpack.packb(
+        {"kind": "ready", "schema_version": 1, "worker_id": "old-worker", "credit": 2},
+        use_bin_type=True,
+    )
+    decoded, _ = decode_as([old, b""], WorkRequest)
+    assert decoded == WorkRequest(worker_id="old-worker", credit=2)
+    assert (decoded.done, decoded.started_at_ns) == ((), 0)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"done": (-1,)}, r"done\.0"),
+        ({"done": tuple(range(MAX_DONE + 1))}, r"done: Tuple should have at most"),
+        ({"done": ("3",)}, r"done\.0"),
+        ({"started_at_ns": -5}, r"started_at_ns"),
+    ],
+    ids=["negative-seq", "too-many", "string-seq", "negative-start"],
+)
+def test_work_request_done_is_validated(changes: dict[str, Any], expected: str) -> None:
+    header = msgpack.packb(header_of(READY, **changes), use_bin_type=True)
+    with pytest.raises(WireError, match=expected):
+        decode([header, b""])

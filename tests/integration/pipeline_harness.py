@@ -1,0 +1,165 @@
+"""The whole pipeline under supervisord, as `make run` starts it, on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.integration.display_harness import free_port, http_get
+
+REPO = Path(__file__).resolve().parents[2]
+RECORDING = REPO / "recordings" / "demo"
+MODEL = REPO / "models" / "emotion_model.keras"
+
+
+@dataclass
+class Pipeline:
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log_path: Path
+    jsonl_path: Path
+    http_url: str
+    capture_status_url: str
+    worker_status_urls: dict[str, str]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def child_pids(self) -> dict[str, int]:
+        """The latest pid supervisord spawned for each program."""
+        spawned = re.findall(r"spawned: '([\w-]+)' with pid (\d+)", self.log())
+        return {name: int(pid) for name, pid in spawned}
+
+    def spawn_count(self, program: str) -> int:
+        return len(re.findall(rf"spawned: '{re.escape(program)}' with pid", self.log()))
+
+    def ctl(self, *args: str, timeout_s: float = 60) -> str:
+        """``supervisorctl`` against this pipeline's supervisord."""
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "supervisorctl"),
+                "-c",
+                str(REPO / "deploy" / "supervisord.conf"),
+                *args,
+            ],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+
+    def results(self) -> list[dict[str, Any]]:
+        if not self.jsonl_path.exists():
+            return []
+        lines = self.jsonl_path.read_text(encoding="utf-8").splitlines()
+        # The display may be killed in the middle of a line.
+        return [json.loads(line) for line in lines if line.strip().endswith("}")]
+
+
+def metrics(url: str) -> dict[str, float]:
+    """``/metrics`` of a service as {name without emojify_<service>_: value}."""
+    status, body = http_get(url + "metrics")
+    assert status == 200, body
+    values: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            values[re.sub(r"^emojify_[a-z]+_", "", name)] = float(value)
+    return values
+
+
+def health(url: str) -> tuple[int, dict[str, Any]]:
+    status, body = http_get(url + "healthz")
+    return status, dict(json.loads(body))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _worker_status_prefix(workers: int) -> int:
+    """A prefix P with ports P00..P(workers-1) free (supervisord appends the process number)."""
+    for _ in range(100):
+        prefix = random.randint(300, 640)
+        if all(_port_free(prefix * 100 + n) for n in range(workers)):
+            return prefix
+    raise AssertionError("no free range of worker status ports")
+
+
+@contextlib.contextmanager
+def running_pipeline(tmp_path: Path, workers: int = 2, **settings: str) -> Iterator[Pipeline]:
+    """``scripts/run_pipeline.sh`` with ``settings`` (EMOJIFY_* names), killed afterwards."""
+    frames, preview, results, http, capture_status = (free_port() for _ in range(5))
+    prefix = _worker_status_prefix(workers)
+    jsonl = tmp_path / "results.jsonl"
+    env = {
+        **os.environ,
+        "EMOJIFY_RUN_DIR": str(tmp_path / "run"),
+        "EMOJIFY_WORKERS": str(workers),
+        "EMOJIFY_WORKER_STATUS_PORT_PREFIX": str(prefix),
+        "EMOJIFY_CAPTURE_SOURCE": str(RECORDING),
+        "EMOJIFY_CAPTURE_LOOP": "false",
+        "EMOJIFY_CAPTURE_MODE": "lossless",
+        "EMOJIFY_CAPTURE_PACE": "fast",
+        "EMOJIFY_CAPTURE_FRAMES_ENDPOINT": f"tcp://127.0.0.1:{frames}",
+        "EMOJIFY_CAPTURE_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_CAPTURE_STATUS_PORT": str(capture_status),
+        "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": f"tcp://127.0.0.1:{frames}",
+        "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
+        "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
+        "EMOJIFY_DISPLAY_MODE": "sync",
+        "EMOJIFY_DISPLAY_SINKS": "http,jsonl",
+        "EMOJIFY_DISPLAY_HTTP_PORT": str(http),
+        "EMOJIFY_DISPLAY_JSONL_PATH": str(jsonl),
+        **settings,
+    }
+    env.pop("DISPLAY", None)
+    log_path = tmp_path / "supervisord.out"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(REPO / "scripts" / "run_pipeline.sh")],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Pipeline(
+        process,
+        env,
+        log_path,
+        jsonl,
+        f"http://127.0.0.1:{http}/",
+        f"http://127.0.0.1:{capture_status}/",
+        {f"worker-{n}": f"http://127.0.0.1:{prefix * 100 + n}/" for n in range(workers)},
+    )
+    try:
+        yield running
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        # Every pid supervisord ever spawned: a restarted program has several.
+        for pid in re.findall(r"spawned: '[\w-]+' with pid (\d+)", running.log()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
