@@ -64,7 +64,11 @@ def _describe(cls: type[ServiceSettings], error: ValidationError) -> str:
     lines = []
     for item in error.errors(include_url=False):
         loc = item["loc"]
-        field = str(loc[0]) if loc else "<settings>"
+        if not loc:
+            # A check across settings: its message names them; the input is every setting.
+            lines.append(str(item["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(loc[0])
         where = (
             f"{field} ({_flag(field)} / {prefix}{field.upper()})"
             if field in cls.model_fields

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import zmq
 
+from shared.curve import CurveError, secure_servers
 from shared.http_status import (
     Health,
     LoopWatch,
@@ -473,18 +474,23 @@ def run(
         # HANDOVER: a restarted worker with the same fixed identity takes over at once.
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         set_heartbeats(router, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS)
+        closers.append(secure_servers(context, settings, (router, pub), "capture"))
         frames_at = bind(router, settings.frames_endpoint)
         preview_at = bind(pub, settings.preview_endpoint)
         for endpoint in (frames_at, preview_at):
-            if not is_loopback_endpoint(endpoint):
-                log.warning("%s is reachable from the network and not encrypted", endpoint)
+            if settings.curve_secret_key is None and not is_loopback_endpoint(endpoint):
+                log.warning(
+                    "%s is reachable from the network and NOT encrypted "
+                    "(allow_insecure_network is set)",
+                    endpoint,
+                )
         loop = CaptureLoop(settings, source, router, pub, clock)
         status = start_status_server("capture", settings.status_host, settings.status_port, loop)
         if status is not None:
             closers.append(status.close)
         log.info(
             "capture ready: stream %s from %s %r at %.1f fps, mode=%s pace=%s loop=%s; "
-            "frames on %s, preview on %s",
+            "frames on %s, preview on %s, curve=%s",
             loop.stream_id,
             type(source).__name__,
             settings.source,
@@ -494,6 +500,7 @@ def run(
             settings.loop,
             frames_at,
             preview_at,
+            "off" if settings.curve_secret_key is None else "on",
         )
         if loop.run(stop):
             linger_ms = FLUSH_LINGER_MS
@@ -521,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_SETTINGS
     try:
         return run(settings, stop, source=source)
+    except CurveError as error:
+        log.error("cannot start: %s", error)
+        return EXIT_BAD_SETTINGS
     except (TransportError, StatusError) as error:
         log.error("cannot start: %s", error)
         return 1

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.curve import CurveServerSettings
 
 
-class CaptureSettings(ServiceSettings):
+class CaptureSettings(CurveServerSettings):
     """Where frames come from, how they are paced, and where they go."""
 
     model_config = SettingsConfigDict(env_prefix="EMOJIFY_CAPTURE_")
@@ -95,3 +95,11 @@ class CaptureSettings(ServiceSettings):
         min_length=1,
         description="PUB bind endpoint where every frame read is published for the display.",
     )
+
+    @model_validator(mode="after")
+    def _curve(self) -> CaptureSettings:
+        self.check_curve(
+            {"frames_endpoint": self.frames_endpoint, "preview_endpoint": self.preview_endpoint},
+            curve_allowed_dir=self.curve_allowed_dir,
+        )
+        return self

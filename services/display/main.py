@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import zmq
 
+from shared.curve import CurveError, client_keys, secure_servers
 from shared.http_status import (
     Health,
     LoopWatch,
@@ -407,9 +408,13 @@ def run(
         sub = make_socket(context, zmq.SUB)
         sockets.append(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        preview_keys = client_keys(settings, settings.curve_capture_public_key)
+        if preview_keys is not None:
+            preview_keys.apply(sub)
         connect(sub, settings.preview_endpoint)
         pull = make_socket(context, zmq.PULL)
         sockets.append(pull)
+        closers.append(secure_servers(context, settings, (pull,), "display"))
         bound = bind(pull, settings.results_endpoint)
         display = _Display(settings, sprites, [], None)
         frame_sinks, jsonl = _build_sinks(settings, stop, display)
@@ -418,11 +423,12 @@ def run(
         if status is not None:
             closers.append(status.close)
         log.info(
-            "display up: mode=%s sinks=%s preview<-%s results<-%s",
+            "display up: mode=%s sinks=%s preview<-%s results<-%s curve=%s",
             settings.mode,
             ",".join(settings.sinks),
             settings.preview_endpoint,
             bound,
+            "on" if preview_keys is not None else "off",
         )
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
@@ -468,6 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_stop_handlers(stop)
     try:
         return run(settings, stop, sprites=sprites)
+    except CurveError as error:
+        log.error("cannot start: %s", error)
+        return EXIT_BAD_SETTINGS
     except (TransportError, SinkError, StatusError) as error:
         log.error("cannot start: %s", error)
         return 1

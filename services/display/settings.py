@@ -10,7 +10,7 @@ from typing import Annotated, Literal, TypeAlias
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.curve import CurveServerSettings, PublicKeyFile
 
 __all__ = ["SINK_NAMES", "DisplaySettings", "SinkName", "default_sinks", "has_screen"]
 
@@ -28,7 +28,7 @@ def default_sinks() -> list[SinkName]:
     return ["window"] if has_screen() else ["http"]
 
 
-class DisplaySettings(ServiceSettings):
+class DisplaySettings(CurveServerSettings):
     """Settings of ``python -m services.display``."""
 
     model_config = SettingsConfigDict(env_prefix="EMOJIFY_DISPLAY_")
@@ -44,6 +44,11 @@ class DisplaySettings(ServiceSettings):
         min_length=6,
         max_length=256,
         description="Endpoint the display binds a PULL on; workers PUSH results here.",
+    )
+    curve_capture_public_key: PublicKeyFile | None = Field(
+        default=None,
+        description="Capture's public key file (NAME.key.pub), for the preview SUB (needed "
+        "with curve_secret_key).",
     )
     mode: Literal["sync", "live"] = Field(
         default="live",
@@ -161,6 +166,15 @@ class DisplaySettings(ServiceSettings):
         if len(set(sinks)) != len(sinks):
             raise ValueError(f"each sink at most once, found {sinks}")
         return sinks
+
+    @model_validator(mode="after")
+    def _curve(self) -> DisplaySettings:
+        self.check_curve(
+            {"preview_endpoint": self.preview_endpoint, "results_endpoint": self.results_endpoint},
+            curve_allowed_dir=self.curve_allowed_dir,
+            curve_capture_public_key=self.curve_capture_public_key,
+        )
+        return self
 
     @model_validator(mode="after")
     def _sink_options(self) -> DisplaySettings:

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 import zmq
 
+from shared.curve import ClientKeys
 from shared.log_throttle import LogThrottle
 from shared.messages import MAX_DONE, Heartbeat, ResultHeader, WorkRequest
 from shared.runtime import Stats
@@ -50,6 +51,7 @@ class CaptureLink:
         *,
         heartbeat_s: float = 1.0,
         started_at_ns: int = 0,
+        curve: ClientKeys | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._worker_id = worker_id
@@ -67,6 +69,8 @@ class CaptureLink:
             # never reconnects, which would orphan this capture for good. Oversize frames are
             # received and refused by the wire format instead (counted as malformed).
             set_heartbeats(self.socket, HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS)
+            if curve is not None:
+                curve.apply(self.socket)
             connect(self.socket, endpoint)
         except BaseException:
             self.socket.close(linger=0)
@@ -155,13 +159,22 @@ class ResultSender:
     again, so a vanished display costs one second once, not one second per frame.
     """
 
-    def __init__(self, ctx: zmq.Context[Any], endpoint: str, stats: Stats) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context[Any],
+        endpoint: str,
+        stats: Stats,
+        *,
+        curve: ClientKeys | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self._stats = stats
         self._blocked = False
         self._warn = LogThrottle(5.0)
         self.socket: Socket = make_socket(ctx, zmq.PUSH, sndhwm=RESULTS_HWM)
         try:
+            if curve is not None:
+                curve.apply(self.socket)
             connect(self.socket, endpoint)
         except BaseException:
             self.socket.close(linger=0)

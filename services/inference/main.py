@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import zmq
 
+from shared.curve import CurveError, client_keys
 from shared.http_status import StatusError, start_status_server
 from shared.model_file import ModelFileError
 from shared.runtime import (
@@ -87,11 +88,17 @@ def run(
         if ctx is None:
             ctx = zmq.Context()
             cleanup.callback(ctx.destroy, linger=0)
-        results = ResultSender(ctx, settings.results_endpoint, meters.stats)
+        results = ResultSender(
+            ctx,
+            settings.results_endpoint,
+            meters.stats,
+            curve=client_keys(settings, settings.curve_display_public_key),
+        )
         cleanup.callback(results.close)
         links: list[CaptureLink] = []
         # Tells every capture this is a new process, so what an earlier one held is lost.
         started_at_ns = time.time_ns()
+        capture_keys = client_keys(settings, settings.curve_capture_public_key)
         for endpoint in settings.capture_endpoints:
             link = CaptureLink(
                 ctx,
@@ -100,16 +107,18 @@ def run(
                 settings.credit,
                 heartbeat_s=settings.heartbeat_s,
                 started_at_ns=started_at_ns,
+                curve=capture_keys,
             )
             cleanup.callback(link.close)
             links.append(link)
         log.info(
-            "worker %s: model %s, detector %s; frames from %s, results to %s",
+            "worker %s: model %s, detector %s; frames from %s, results to %s; curve=%s",
             settings.worker_id,
             classifier.version,
             settings.detector,
             ", ".join(settings.capture_endpoints),
             settings.results_endpoint,
+            "on" if capture_keys is not None else "off",
         )
         loop = FrameLoop(
             settings=settings,
@@ -183,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             detector=detector,
             load_classifier=load_classifier,
         )
-    except (TransportError, StatusError) as error:
+    except (TransportError, StatusError, CurveError) as error:
         log.error("cannot start: %s", _one_line(error))
         return EXIT_CANNOT_START
     except Exception:

@@ -10,10 +10,10 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shared.settings import ServiceSettings
+from shared.curve import CurveSettings, PublicKeyFile
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -46,7 +46,7 @@ def default_capture_endpoints() -> list[str]:
     return ["tcp://127.0.0.1:5555"]
 
 
-class WorkerSettings(ServiceSettings):
+class WorkerSettings(CurveSettings):
     """One inference worker. Command line > EMOJIFY_WORKER_* environment > defaults."""
 
     model_config = SettingsConfigDict(env_prefix="EMOJIFY_WORKER_")
@@ -66,6 +66,16 @@ class WorkerSettings(ServiceSettings):
     )
     results_endpoint: Endpoint = Field(
         default="tcp://127.0.0.1:5557", description="Display PULL endpoint the results go to."
+    )
+    curve_capture_public_key: PublicKeyFile | None = Field(
+        default=None,
+        description="Capture's public key file (NAME.key.pub), for every capture endpoint "
+        "(needed with curve_secret_key).",
+    )
+    curve_display_public_key: PublicKeyFile | None = Field(
+        default=None,
+        description="Display's public key file (NAME.key.pub), for the results endpoint "
+        "(needed with curve_secret_key).",
     )
     model_path: Path = Field(
         default=DEFAULT_MODEL_PATH,
@@ -186,3 +196,13 @@ class WorkerSettings(ServiceSettings):
         if duplicates:
             raise ValueError(f"expected each endpoint once, found duplicates {duplicates}")
         return endpoints
+
+    @model_validator(mode="after")
+    def _curve(self) -> WorkerSettings:
+        endpoints = {f"capture_endpoints[{n}]": e for n, e in enumerate(self.capture_endpoints)}
+        self.check_curve(
+            {**endpoints, "results_endpoint": self.results_endpoint},
+            curve_capture_public_key=self.curve_capture_public_key,
+            curve_display_public_key=self.curve_display_public_key,
+        )
+        return self
