@@ -85,17 +85,22 @@ def build_model(
 
 
 def served_model(
-    trained: keras.Model, logit_bias: Sequence[float], mirror: bool = True
+    trained: Sequence[keras.Model], logit_bias: Sequence[float], mirror: bool = True
 ) -> keras.Model:
-    """Wrap a trained network for serving: mirror-averaged probabilities, prior adjustment.
+    """Wrap trained networks for serving: probabilities averaged over the networks (an
+    ensemble when there are several) and their mirror images, then the prior adjustment.
 
-    Takes and returns exactly what the trained network does (uint8 faces in, probabilities
-    out), so the worker needs no knowledge of either trick.
+    Takes and returns exactly what one trained network does (uint8 faces in, probabilities
+    out), so the worker needs no knowledge of any of it.
     """
-    inputs = keras.Input(trained.input_shape[1:], dtype="uint8", name="face_gray")
-    probabilities: Any = trained(inputs)
-    if mirror:
-        mirrored = trained(HorizontalFlip()(inputs))
-        probabilities = keras.layers.Average()([probabilities, mirrored])
-    outputs = LogitAdjustment(list(logit_bias), name="logit_adjustment")(probabilities)
-    return keras.Model(inputs, outputs, name=f"served_{trained.name}")
+    inputs = keras.Input(trained[0].input_shape[1:], dtype="uint8", name="face_gray")
+    views: list[Any] = [inputs, HorizontalFlip()(inputs)] if mirror else [inputs]
+    outputs: list[Any] = []
+    for index, net in enumerate(trained):
+        # Nested models need distinct names inside one model file.
+        member = keras.Model(net.input, net.output, name=f"{net.name}_{index}")
+        outputs.extend(member(view) for view in views)
+    probabilities = keras.layers.Average()(outputs) if len(outputs) > 1 else outputs[0]
+    adjusted = LogitAdjustment(list(logit_bias), name="logit_adjustment")(probabilities)
+    names = "_".join(net.name for net in trained)
+    return keras.Model(inputs, adjusted, name=f"served_{names}")

@@ -45,6 +45,9 @@ class TrainConfig:
     patience: int
     seed: int
     limit: int
+    # Separate from ``seed`` so that runs with other seeds hold out the same images, and an
+    # ensemble of them can be tuned on a slice none of its members trained on.
+    holdout_seed: int = 1337
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -101,6 +104,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--export-only",
         action="store_true",
         help="skip training: write the model file from --run-dir's best checkpoint so far",
+    )
+    parser.add_argument(
+        "--ensemble",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="with --export-only: also average the best checkpoints of these runs "
+        "(repeatable; they must hold out the same slice of train/)",
     )
     parser.add_argument(
         "--output",
@@ -300,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("training on %s; run folder %s", describe_device(), run_dir)
     data = Path(config.data)
     everything = limited(load_split(data, "train"), config.limit, config.seed)
-    train, tune = stratified_holdout(everything, config.holdout, config.seed)
+    train, tune = stratified_holdout(everything, config.holdout, config.holdout_seed)
     val = limited(load_split(data, "test"), config.limit, config.seed)
     log.info(
         "train %d (holdout %d for the prior adjustment), validation %d (%s)",
@@ -312,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.export_only:
         fit(config, run_dir, train, val)
-    export_best(config, run_dir, train, tune, val, output=args.output)
+    export_best(config, run_dir, train, tune, val, output=args.output, ensemble=args.ensemble)
     return 0
 
 
@@ -324,24 +336,36 @@ def export_best(
     val: Examples,
     *,
     output: Path,
+    ensemble: Sequence[Path] = (),
 ) -> ModelMetadata:
-    """Wrap the run's best checkpoint for serving, report on ``val``, write the model file."""
+    """Wrap the run's best checkpoint (and those of ``ensemble`` runs) for serving, report on
+    ``val``, write the model file."""
     from shared.keras_layers import load_model
     from training.evaluate import predict_probabilities, write_report
     from training.models import served_model
 
-    best_path = run_dir / "best.keras"
-    if not best_path.is_file():
-        raise SystemExit(f"no checkpoint to export: {best_path} not found")
-    best = load_model(best_path)
+    runs = [run_dir, *ensemble]
+    for other in ensemble:
+        other_config = TrainConfig(**json.loads((other / "config.json").read_text()))
+        if (other_config.holdout, other_config.holdout_seed) != (
+            config.holdout,
+            config.holdout_seed,
+        ):
+            raise SystemExit(f"cannot ensemble {other}: it holds out another slice of train/")
+    best_paths = [run / "best.keras" for run in runs]
+    for best_path in best_paths:
+        if not best_path.is_file():
+            raise SystemExit(f"no checkpoint to export: {best_path} not found")
+    nets = [load_model(best_path) for best_path in best_paths]
     prior = train.class_counts() / len(train)
-    plain = served_model(best, [0.0] * len(EMOTIONS))
+    plain = served_model(nets, [0.0] * len(EMOTIONS))
     tau, bias = tune_logit_bias(predict_probabilities(plain, tune.images), tune.labels, prior)
-    model = served_model(best, bias)
+    model = served_model(nets, bias)
     probabilities = predict_probabilities(model, val.images)
     history = run_dir / "history.csv"
     metrics = write_report(run_dir, val.labels, probabilities, history)
-    epochs = sum(1 for _ in history.open()) - 1 if history.is_file() else 0
+    epochs = sum(_epochs_of(run) for run in runs)
+    members = f", average of {len(nets)} networks" if len(nets) > 1 else ""
     metadata = write_model_files(
         output,
         model.save,
@@ -349,14 +373,16 @@ def export_best(
             "labels": list(EMOTIONS),
             "input_hw": list(INPUT_HW),
             "preprocessing": "inside the model: scale to [0,1], centre crop 40x40, mirror "
-            f"averaging, prior adjustment tau={tau}",
-            "architecture": config.arch,
+            f"averaging{members}, prior adjustment tau={tau}",
+            "architecture": config.arch if len(nets) == 1 else f"{config.arch}x{len(nets)}",
             "dataset": "FER2013",
             "train_split": f"Training minus a {config.holdout:.0%} stratified holdout",
             "validation_split": "PublicTest",
             "metrics": metrics,
             "epochs": epochs,
-            "training_seconds": round(TimeKeeper(run_dir / "time.json").previous, 1),
+            "training_seconds": round(
+                sum(TimeKeeper(run / "time.json").previous for run in runs), 1
+            ),
             "created_at": utc_now_iso(),
         },
     )
@@ -368,6 +394,11 @@ def export_best(
         metrics["recall_disgust"],
     )
     return metadata
+
+
+def _epochs_of(run_dir: Path) -> int:
+    history = run_dir / "history.csv"
+    return sum(1 for _ in history.open()) - 1 if history.is_file() else 0
 
 
 if __name__ == "__main__":
