@@ -1,4 +1,5 @@
-"""The emotion classifier: a validated model file run through a compiled TensorFlow function."""
+"""The emotion classifier: a validated model file run through TensorFlow Lite or a compiled
+TensorFlow function."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,9 @@ __all__ = ["Classifier", "EmotionClassifier", "Probabilities"]
 log = logging.getLogger(__name__)
 
 Probabilities = npt.NDArray[np.float32]
+#: tflite: converted at load, run by TensorFlow Lite (XNNPACK; fastest on a CPU); tensorflow: a
+#: tf.function with a fixed signature (what runs on a GPU, where tflite is never used).
+Runtime = Literal["tflite", "tensorflow"]
 #: Batch sizes run once at load so the first real frame does not pay for tracing and allocation.
 WARMUP_BATCHES = (1, 4)
 
@@ -59,8 +63,17 @@ def compute_device() -> str:
 class EmotionClassifier:
     """Holds one loaded model; ``classify`` takes all faces of a frame (or several) at once."""
 
-    def __init__(self, model: Any, metadata: ModelMetadata, path: Path) -> None:
+    def __init__(
+        self,
+        model: Any,
+        metadata: ModelMetadata,
+        path: Path,
+        runtime: Runtime = "tensorflow",
+        tf_threads: int = 0,
+    ) -> None:
         import tensorflow as tf
+
+        from .tflite_runner import TfliteRunner
 
         self._model = model
         self._metadata = metadata
@@ -72,9 +85,13 @@ class EmotionClassifier:
             return model(faces, training=False)
 
         # One trace for every batch size: the signature fixes everything but N.
-        self._predict: Callable[[Any], Any] = tf.function(
-            predict, input_signature=signature, reduce_retracing=True
-        )
+        compiled = tf.function(predict, input_signature=signature, reduce_retracing=True)
+        self._predict: Callable[[Any], Any] = compiled
+        self.runtime: Runtime = "tensorflow"
+        if runtime == "tflite" and not tf.config.list_physical_devices("GPU"):
+            runner = TfliteRunner(compiled.get_concrete_function(), tf_threads)
+            self._predict = runner.run
+            self.runtime = "tflite"
         for batch in WARMUP_BATCHES:
             warm = self.classify(np.zeros((batch, height, width, 1), dtype=np.uint8))
             if warm.shape != (batch, NUM_EMOTIONS) or not np.all(np.isfinite(warm)):
@@ -84,7 +101,9 @@ class EmotionClassifier:
                 )
 
     @classmethod
-    def load(cls, path: Path, tf_threads: int = 0) -> EmotionClassifier:
+    def load(
+        cls, path: Path, tf_threads: int = 0, runtime: Runtime = "tflite"
+    ) -> EmotionClassifier:
         """Validate the metadata, load the model, check its shapes, compile and warm up.
 
         Raises ModelFileError naming the path when any of that fails.
@@ -107,7 +126,7 @@ class EmotionClassifier:
             ) from error
         _check_shapes(model, metadata, path)
         try:
-            classifier = cls(model, metadata, path)
+            classifier = cls(model, metadata, path, runtime, tf_threads)
         except ModelFileError:
             raise
         except Exception as error:
@@ -115,12 +134,13 @@ class EmotionClassifier:
                 f"model file {path} failed its warm-up run: {type(error).__name__}: {error}"
             ) from error
         log.info(
-            "model %s loaded from %s (input %dx%d gray uint8, %s) on %s",
+            "model %s loaded from %s (input %dx%d gray uint8, %s) on %s through %s",
             classifier.version,
             path,
             *metadata.input_hw,
             metadata.preprocessing,
             compute_device(),
+            classifier.runtime,
         )
         return classifier
 

@@ -25,7 +25,7 @@ from shared.runtime import (
 from shared.settings import load_settings
 from shared.transport import TransportError
 
-from .classifier import Classifier, EmotionClassifier
+from .classifier import Classifier, EmotionClassifier, Runtime
 from .detect import DetectorError, FaceDetector, make_detector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
@@ -66,7 +66,7 @@ def run(
         )
     if classifier is None:
         if load_classifier is None:
-            load_classifier = _loader(settings.tf_threads)
+            load_classifier = _loader(settings.tf_threads, settings.classifier_runtime)
         classifier = load_classifier(settings.model_path)
     meters = WorkerMeters(window_s=settings.stats_interval_s)
     reloader = None
@@ -149,9 +149,9 @@ def run(
     return 0
 
 
-def _loader(tf_threads: int) -> Callable[[Path], Classifier]:
+def _loader(tf_threads: int, runtime: Runtime) -> Callable[[Path], Classifier]:
     def load(path: Path) -> Classifier:
-        return EmotionClassifier.load(path, tf_threads)
+        return EmotionClassifier.load(path, tf_threads, runtime)
 
     return load
 
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 settings.detect_max_width,
                 settings.tf_threads,
             )
-            load_classifier = _loader(settings.tf_threads)
+            load_classifier = _loader(settings.tf_threads, settings.classifier_runtime)
             classifier = load_classifier(settings.model_path)
     except (ModelFileError, DetectorError) as error:
         log.error("cannot start: %s", _one_line(error))

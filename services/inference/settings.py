@@ -120,6 +120,11 @@ class WorkerSettings(CurveSettings):
         le=256,
         description="TensorFlow intra-/inter-op threads (0: TensorFlow decides).",
     )
+    classifier_runtime: Literal["tflite", "tensorflow"] = Field(
+        default="tflite",
+        description="tflite: the model converted at load and run by TensorFlow Lite (XNNPACK), "
+        "the fastest on a CPU; tensorflow: a compiled tf.function (always used on a GPU).",
+    )
 
     reload_check_s: float = Field(
         default=2.0,

@@ -19,9 +19,13 @@ from tests.conftest import ASTRONAUT_FACE_XYWH
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def classifier(tiny_model_path: Path) -> Iterator[EmotionClassifier]:
-    yield EmotionClassifier.load(tiny_model_path, tf_threads=1)
+@pytest.fixture(scope="module", params=["tflite", "tensorflow"])
+def classifier(
+    tiny_model_path: Path, request: pytest.FixtureRequest
+) -> Iterator[EmotionClassifier]:
+    loaded = EmotionClassifier.load(tiny_model_path, tf_threads=1, runtime=request.param)
+    assert loaded.runtime == request.param  # no GPU in the tests' machines
+    yield loaded
 
 
 def _copy_model(source: Path, folder: Path) -> Path:
@@ -31,7 +35,8 @@ def _copy_model(source: Path, folder: Path) -> Path:
     return target
 
 
-@pytest.mark.parametrize("batch", [1, 3, 17])
+# 70: more faces than one TFLite call takes (MAX_BATCH), so they go in two chunks.
+@pytest.mark.parametrize("batch", [1, 3, 17, 70])
 def test_compiled_path_matches_plain_call(
     classifier: EmotionClassifier, tiny_model_path: Path, batch: int
 ) -> None:
