@@ -58,6 +58,7 @@ class FrameLoop:
         meters: WorkerMeters,
         tracker: FaceTracker | None = None,
         reloader: ModelReloader | None = None,
+        batch_wait_ms: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -69,6 +70,7 @@ class FrameLoop:
         self._meters = meters
         self._tracker = tracker
         self._reloader = reloader
+        self._batch_wait_ms = batch_wait_ms
         self._clock = clock
         self._malformed_warn = LogThrottle(5.0)
         self._corrupt_warn = LogThrottle(5.0)
@@ -86,7 +88,7 @@ class FrameLoop:
             poller.register(link.socket, zmq.POLLIN)
             link.start()
         stats_due = PeriodicLogger(self._settings.stats_interval_s)
-        batching = self._settings.max_batch_wait_ms > 0
+        batching = self._batch_wait_ms > 0
         while not self._stop.is_set():
             if self._reloader is not None:
                 new = self._reloader.poll()
@@ -116,8 +118,8 @@ class FrameLoop:
                 log.info("%s", self._meters.line(self.credit_held()))
 
     def _gather(self, poller: zmq.Poller, batch: list[_Received]) -> None:
-        """Add frames that arrive within ``max_batch_wait_ms`` of the first, up to the limits."""
-        deadline = self._clock() + self._settings.max_batch_wait_ms / 1000.0
+        """Add frames that arrive within ``batch_wait_ms`` of the first, up to the limits."""
+        deadline = self._clock() + self._batch_wait_ms / 1000.0
         while not self._stop.is_set():
             faces = sum(len(item.prepared.boxes_xywh) for item in batch)
             left_s = deadline - self._clock()

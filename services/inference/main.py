@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus
 from .reload import ModelReloader
-from .settings import WorkerSettings
+from .settings import WorkerSettings, batch_wait_ms
 from .tracker import FaceTracker
 
 __all__ = ["EXIT_CANNOT_START", "main", "run"]
@@ -120,6 +121,9 @@ def run(
             settings.results_endpoint,
             "on" if capture_keys is not None else "off",
         )
+        wait_ms = batch_wait_ms(settings, on_gpu=_tensorflow_sees_a_gpu())
+        if wait_ms > 0:
+            log.info("batching frames that arrive within %.0f ms into one model call", wait_ms)
         loop = FrameLoop(
             settings=settings,
             stop=stop,
@@ -130,6 +134,7 @@ def run(
             meters=meters,
             tracker=tracker,
             reloader=reloader,
+            batch_wait_ms=wait_ms,
         )
         status = start_status_server(
             SERVICE,
@@ -154,6 +159,12 @@ def _loader(tf_threads: int, runtime: Runtime) -> Callable[[Path], Classifier]:
         return EmotionClassifier.load(path, tf_threads, runtime)
 
     return load
+
+
+def _tensorflow_sees_a_gpu() -> bool:
+    """Whether TensorFlow, if the classifier loaded it, runs on a GPU (tests' fakes do not)."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and bool(tf.config.list_physical_devices("GPU"))
 
 
 def _one_line(error: BaseException) -> str:

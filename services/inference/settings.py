@@ -8,7 +8,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -161,13 +161,14 @@ class WorkerSettings(CurveSettings):
         description="Frames another emotion must lead a track's smoothed probabilities before "
         "its reported label changes (1: change at once).",
     )
-    max_batch_wait_ms: float = Field(
-        default=0.0,
+    max_batch_wait_ms: float | None = Field(
+        default=None,
         ge=0.0,
         le=100.0,
         description="After a frame arrives, wait up to this long for more frames (other "
         "credit, other streams) and classify all their faces in one call; 0 classifies each "
-        "frame alone.",
+        "frame alone. Unset: AUTO_BATCH_WAIT_MS on a GPU or with several capture endpoints, "
+        "else 0.",
     )
     max_batch_faces: int = Field(
         default=64,
@@ -211,3 +212,16 @@ class WorkerSettings(CurveSettings):
             curve_display_public_key=self.curve_display_public_key,
         )
         return self
+
+
+#: Batching wait when a GPU or several streams make it pay: well below one frame at 30 fps.
+AUTO_BATCH_WAIT_MS: Final = 10.0
+
+
+def batch_wait_ms(settings: WorkerSettings, on_gpu: bool) -> float:
+    """The batching wait to use: the setting, or when unset, AUTO_BATCH_WAIT_MS where a GPU or
+    several capture endpoints give more than one frame to batch, else 0 (one CPU, one stream:
+    batching would only add latency, see docs/benchmarks.md)."""
+    if settings.max_batch_wait_ms is not None:
+        return settings.max_batch_wait_ms
+    return AUTO_BATCH_WAIT_MS if on_gpu or len(settings.capture_endpoints) > 1 else 0.0

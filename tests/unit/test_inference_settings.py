@@ -6,7 +6,12 @@ import re
 
 import pytest
 
-from services.inference.settings import WorkerSettings, default_worker_id
+from services.inference.settings import (
+    AUTO_BATCH_WAIT_MS,
+    WorkerSettings,
+    batch_wait_ms,
+    default_worker_id,
+)
 from shared.settings import load_settings
 
 
@@ -23,7 +28,7 @@ def test_defaults() -> None:
     assert settings.credit == 2
     assert settings.detector == "blazeface"
     assert settings.reload_check_s == 2.0
-    assert settings.max_batch_wait_ms == 0.0, "batching must be opt-in"
+    assert settings.max_batch_wait_ms is None, "batching decided by the machine unless set"
     assert settings.label_hold_frames == 3
     assert 0.0 <= settings.smoothing < 1.0
     assert re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", settings.worker_id)
@@ -80,3 +85,20 @@ def test_bad_values_exit_2_naming_the_field(
         load_settings(WorkerSettings, argv)
     assert raised.value.code == 2
     assert field in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "on_gpu", "expected"),
+    [
+        ([], False, 0.0),
+        ([], True, AUTO_BATCH_WAIT_MS),
+        (["--capture-endpoints", "tcp://127.0.0.1:1,tcp://127.0.0.1:2"], False, AUTO_BATCH_WAIT_MS),
+        (["--max-batch-wait-ms", "0"], True, 0.0),
+        (["--max-batch-wait-ms", "25"], False, 25.0),
+    ],
+)
+def test_batching_wait_is_automatic_unless_set(
+    argv: list[str], on_gpu: bool, expected: float
+) -> None:
+    settings = load_settings(WorkerSettings, argv)
+    assert batch_wait_ms(settings, on_gpu) == expected
