@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import http.client
 import os
-import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import MODEL, RECORDING, ROOT, bench_parser, print_table, write_result
-from shared.transport import free_loopback_port
+from shared.transport import free_loopback_port, free_loopback_port_prefix
 
 WORKERS: Final = 2
 #: Memory may grow by this fraction between warm-up and the end.
@@ -97,30 +95,12 @@ def metrics(url: str) -> dict[str, float]:
     return values
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def worker_status_prefix() -> int:
-    """A prefix P with ports P00, P01 free (supervisord appends the process number)."""
-    for _ in range(100):
-        prefix = random.randint(300, 640)
-        if all(_port_free(prefix * 100 + n) for n in range(WORKERS)):
-            return prefix
-    raise RuntimeError("no free range of worker status ports")
-
-
 class Supervisor:
     """The pipeline under supervisord, and its XML-RPC interface for pids."""
 
     def __init__(self, scratch: Path) -> None:
         frames, preview, results, http, capture_status = (free_loopback_port() for _ in range(5))
-        prefix = worker_status_prefix()
+        prefix = free_loopback_port_prefix(WORKERS)
         run_dir = scratch / "run"
         self.env = {
             **os.environ,

@@ -121,7 +121,8 @@ def render_health(service: str, health: Health) -> tuple[HTTPStatus, bytes]:
     return status, json.dumps(body, default=str).encode()
 
 
-def _reply(handler: BaseHTTPRequestHandler, status: HTTPStatus, kind: str, body: bytes) -> None:
+def reply(handler: BaseHTTPRequestHandler, status: HTTPStatus, kind: str, body: bytes) -> None:
+    """Send a complete, uncached response (headers only for HEAD)."""
     handler.send_response(status)
     handler.send_header("Content-Type", kind)
     handler.send_header("Content-Length", str(len(body)))
@@ -139,13 +140,13 @@ def serve_status_path(
     Lets a service with an HTTP server of its own (the display's page) serve the same two.
     """
     if path == "/metrics":
-        _reply(
+        reply(
             handler, HTTPStatus.OK, METRICS_CONTENT_TYPE, render_metrics(service, source.metrics())
         )
         return True
     if path == "/healthz":
         status, body = render_health(service, source.health())
-        _reply(handler, status, "application/json", body)
+        reply(handler, status, "application/json", body)
         return True
     return False
 
@@ -175,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         try:
             if not serve_status_path(self, path, server.service, server.source):
-                _reply(
+                reply(
                     self,
                     HTTPStatus.NOT_FOUND,
                     "text/plain",

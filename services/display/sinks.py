@@ -15,7 +15,7 @@ from typing import IO, Any, Final, Protocol, cast
 import cv2
 import numpy as np
 
-from shared.http_status import StatusSource, serve_status_path
+from shared.http_status import StatusSource, reply, serve_status_path
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
 
@@ -158,13 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("http %s: " + format, self.client_address[0], *args)
 
     def _reply(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        reply(self, status, content_type, body)
 
     def do_HEAD(self) -> None:
         self.do_GET()

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.transport import free_loopback_port_prefix
 from tests.integration.display_harness import free_port, http_get
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,29 +85,11 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
     return status, dict(json.loads(body))
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _worker_status_prefix(workers: int) -> int:
-    """A prefix P with ports P00..P(workers-1) free (supervisord appends the process number)."""
-    for _ in range(100):
-        prefix = random.randint(300, 640)
-        if all(_port_free(prefix * 100 + n) for n in range(workers)):
-            return prefix
-    raise AssertionError("no free range of worker status ports")
-
-
 @contextlib.contextmanager
 def running_pipeline(tmp_path: Path, workers: int = 2, **settings: str) -> Iterator[Pipeline]:
     """``scripts/run_pipeline.sh`` with ``settings`` (EMOJIFY_* names), killed afterwards."""
     frames, preview, results, http, capture_status = (free_port() for _ in range(5))
-    prefix = _worker_status_prefix(workers)
+    prefix = free_loopback_port_prefix(workers)
     jsonl = tmp_path / "results.jsonl"
     env = {
         **os.environ,
