@@ -127,7 +127,7 @@ def services(
         "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
         "EMOJIFY_WORKER_DETECTOR": detector,
         "EMOJIFY_WORKER_RELOAD_CHECK_S": "0",
-        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
         "EMOJIFY_DISPLAY_SINKS": "jsonl",
         "EMOJIFY_DISPLAY_JSONL_PATH": str(jsonl),

@@ -118,7 +118,7 @@ class Supervisor:
             "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
             "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
             "EMOJIFY_WORKER_RELOAD_CHECK_S": "0",
-            "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+            "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": f"tcp://127.0.0.1:{preview}",
             "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
             "EMOJIFY_DISPLAY_MODE": "live",
             "EMOJIFY_DISPLAY_SINKS": "http",

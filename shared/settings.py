@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
-from typing import Literal, TextIO, TypeVar
+from typing import Annotated, Any, Literal, TextIO, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
-__all__ = ["EXIT_BAD_SETTINGS", "ServiceSettings", "load_settings"]
+__all__ = [
+    "EXIT_BAD_SETTINGS",
+    "Endpoint",
+    "ServiceSettings",
+    "each_once",
+    "load_settings",
+    "split_list",
+]
 
 EXIT_BAD_SETTINGS = 2
+
+#: A ZeroMQ endpoint setting.
+Endpoint = Annotated[str, Field(pattern=r"^(tcp|ipc|inproc)://\S+$", max_length=256)]
+
+
+def split_list(value: Any) -> Any:
+    """A list setting from the environment or command line: a JSON list or comma-separated
+    items (also inside repeated flags) become a list; anything else is left to validation.
+
+    Use with ``NoDecode`` on the field and as a ``mode="before"`` validator.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"expected a JSON list or comma-separated items: {error}"
+                ) from error
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return [part.strip() for item in value for part in item.split(",") if part.strip()]
+    return value
+
+
+def each_once(items: list[str]) -> list[str]:
+    """``items`` unchanged, or ValueError naming the ones given twice."""
+    duplicates = sorted({item for item in items if items.count(item) > 1})
+    if duplicates:
+        raise ValueError(f"expected each item once, found duplicates {duplicates}")
+    return items
 
 
 class ServiceSettings(BaseSettings):

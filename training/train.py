@@ -58,7 +58,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_DATA,
         help="class-folder root (with train/ and test/) or fer2013.csv",
     )
-    parser.add_argument("--arch", default="vgg", help="network: vgg (default) or seed (baseline)")
+    parser.add_argument(
+        "--arch",
+        default="vgg",
+        help="network: vgg (default), vgg-small (ensemble member) or seed (baseline)",
+    )
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument(

@@ -38,8 +38,16 @@ from shared.settings import EXIT_BAD_SETTINGS, load_settings
 from shared.transport import Socket, TransportError, bind, connect, make_socket
 from shared.wire import WireError, decode
 
-from .render import AssetError, Sprites, load_sprites, placeholder_frame, render_frame
-from .ring import FrameEntry, FrameRing, LiveResults, ResultState
+from .render import (
+    AssetError,
+    Sprites,
+    load_sprites,
+    placeholder_frame,
+    render_frame,
+    tile_grid,
+    with_banner,
+)
+from .ring import FrameEntry, FrameRing, LiveResults, ResultState, SeqGaps
 from .settings import DisplaySettings
 from .sinks import FrameSink, HttpSink, JsonLinesSink, SinkError, VideoFileSink, WindowSink
 
@@ -50,13 +58,20 @@ log = logging.getLogger(__name__)
 POLL_MS: Final = 100
 #: Most messages taken from one socket per loop turn, so neither socket starves the other.
 MAX_BATCH: Final = 256
+#: Preview frames queued for the display (about 2 s at 15 fps), on top of the capture's own.
+PREVIEW_QUEUE: Final = 32
 WARN_EVERY_S: Final = 5.0
 PLACEHOLDER_WH: Final = (640, 480)
 OFFLINE_BANNER: Final = "inference offline"
 #: /healthz answers 503 when the loop has not turned for this long (it turns every POLL_MS).
 STUCK_AFTER_S: Final = 5.0
+#: In the grid, a stream without frames for this long is marked, and forgotten after FORGET_S.
+TILE_STALE_S: Final = 3.0
+TILE_FORGET_S: Final = 60.0
 COUNTER_HELP: Final = {
     "frames": "Preview frames received.",
+    "preview_missed": "Preview frames that never arrived (gaps in a stream's seq numbers): "
+    "the capture's preview queue for this display was full, so the display read too slowly.",
     "results": "Results received (duplicates included).",
     "matched": "Frames paired with their result.",
     "missing": "Frames given up on without a result.",
@@ -70,6 +85,7 @@ COUNTER_HELP: Final = {
     "waiting": "Frames drawn with a 'waiting for inference' or offline banner.",
     "stale": "Live frames drawn with a stale-result banner.",
     "offline": "Times inference went offline (frames but no results for offline_after_s).",
+    "end_of_stream": "End-of-stream messages received.",
 }
 GAUGE_HELP: Final = {
     "fps_in": "Preview frames received per second.",
@@ -79,6 +95,8 @@ GAUGE_HELP: Final = {
     "inference_offline": "1 while frames arrive but no result came for offline_after_s.",
     "latency_p50_ms": "Median time from capture to drawing.",
     "latency_p95_ms": "95th percentile of the time from capture to drawing.",
+    "latency_last_ms": "Time from capture to drawing of the frame drawn last.",
+    "streams": "Streams shown (one, or the tiles of the grid).",
 }
 
 
@@ -90,6 +108,15 @@ def _drain(socket: Socket, limit: int) -> list[list[bytes]]:
         except zmq.Again:
             break
     return messages
+
+
+@dataclasses.dataclass
+class _Tile:
+    """The latest drawn frame of one stream, for the grid."""
+
+    picture: Any
+    drawn_at: float
+    ended: bool = False
 
 
 class _Display:
@@ -113,6 +140,11 @@ class _Display:
         self.results_in = RateMeter()
         self.rendered = RateMeter()
         self.latency = LatencyWindow()
+        self.latency_last_ms: float | None = None
+        self.gaps = SeqGaps()
+        self.tiles: dict[str, _Tile] = {}
+        self.grid_due = False
+        self.grid_drawn_at = 0.0
         self.malformed_log = LogThrottle(WARN_EVERY_S)
         self.last_render = time.monotonic()
         self.newest_unrendered: FrameEntry | None = None
@@ -141,6 +173,7 @@ class _Display:
                 "offline": int(self.offline),
                 "matched": counts["matched"],
                 "missing": counts["missing"],
+                "preview_missed": counts.get("preview_missed", 0),
                 "stale": counts.get("stale", 0),
                 "late": counts["late_results"],
                 "unknown": counts["unknown_results"],
@@ -161,6 +194,8 @@ class _Display:
             "inference_offline": int(self.offline),
             "latency_p50_ms": self.latency.percentile(50),
             "latency_p95_ms": self.latency.percentile(95),
+            "latency_last_ms": self.latency_last_ms,
+            "streams": len(self.tiles),
         }
         return counters(counts, COUNTER_HELP) + gauges(values, GAUGE_HELP)
 
@@ -215,14 +250,62 @@ class _Display:
             caption=f"{header.stream_id} #{header.seq}",
             emoji_opacity=self.settings.emoji_opacity,
         )
-        for sink in self.frame_sinks:
-            sink.show(picture)
+        self.show(header.stream_id, picture)
         self.stats.increment("rendered")
         self.rendered.mark()
-        self.latency.add((time.time_ns() - header.captured_at_ns) / 1e6)
+        self.latency_last_ms = (time.time_ns() - header.captured_at_ns) / 1e6
+        self.latency.add(self.latency_last_ms)
         self.last_render = time.monotonic()
         if self.newest_unrendered is not None and self.newest_unrendered.header == header:
             self.newest_unrendered = None
+
+    def show(self, stream_id: str, picture: Any) -> None:
+        """Every drawn frame of a lone stream goes to the sinks as it is; with several
+        streams, it becomes that stream's tile and the grid goes out once per loop turn."""
+        if stream_id not in self.tiles:
+            # A new stream starts a new show: streams that ended before leave the grid.
+            for ended in [name for name, tile in self.tiles.items() if tile.ended]:
+                del self.tiles[ended]
+        self.tiles[stream_id] = _Tile(picture, time.monotonic())
+        if len(self.tiles) == 1:
+            for sink in self.frame_sinks:
+                sink.show(picture)
+        else:
+            self.grid_due = True
+
+    def show_grid(self, now: float, force: bool = False) -> None:
+        """Send the grid of all streams to the sinks if a tile changed (or a stale one needs
+        its age redrawn); forget streams silent for TILE_FORGET_S."""
+        for stream_id, tile in list(self.tiles.items()):
+            if now - tile.drawn_at >= TILE_FORGET_S:
+                log.info(
+                    "stream %s: no frame for %.0f s, removed from the grid",
+                    stream_id,
+                    now - tile.drawn_at,
+                )
+                del self.tiles[stream_id]
+                self.grid_due = True
+        if len(self.tiles) < 2:
+            return
+        stale = any(
+            not tile.ended and now - tile.drawn_at >= TILE_STALE_S for tile in self.tiles.values()
+        )
+        if not (force or self.grid_due or (stale and now - self.grid_drawn_at >= 1.0)):
+            return
+        pictures = []
+        for _, tile in sorted(self.tiles.items()):
+            age_s = now - tile.drawn_at
+            if tile.ended:
+                pictures.append(with_banner(tile.picture, "stream ended"))
+            elif age_s >= TILE_STALE_S:
+                pictures.append(with_banner(tile.picture, f"no frames for {age_s:.0f} s"))
+            else:
+                pictures.append(tile.picture)
+        grid = tile_grid(pictures, self.settings.grid_width)
+        for sink in self.frame_sinks:
+            sink.show(grid)
+        self.grid_due = False
+        self.grid_drawn_at = now
 
     def on_result(self, frames: list[bytes]) -> None:
         try:
@@ -267,6 +350,9 @@ class _Display:
             return
         self.frames_in.mark()
         self.last_frame_at = time.monotonic()
+        missed = self.gaps.missed(message)
+        if missed:
+            self.stats.increment("preview_missed", missed)
         entry = FrameEntry(message, payload)
         pair = self.ring.add_frame(message, payload)
         if not self._shown(message.stream_id):
@@ -338,9 +424,20 @@ class _Display:
                 summary.dropped,
                 " (grace period ran out)" if summary.timed_out else "",
             )
-            if self._shown(summary.stream_id):
+            tile = self.tiles.get(summary.stream_id)
+            if tile is None:
+                continue
+            tile.ended = True
+            self.grid_due = True
+            if all(t.ended for t in self.tiles.values()):
+                # The last stream shown ended: the final picture stays (and a video file ends).
+                self.show_grid(now, force=True)
                 for sink in self.frame_sinks:
                     sink.end_stream()
+            else:
+                # Others go on: the grid keeps to the streams that are still running.
+                del self.tiles[summary.stream_id]
+        self.show_grid(now)
         for sink in self.frame_sinks:
             sink.tick()
 
@@ -405,13 +502,16 @@ def run(
     jsonl: JsonLinesSink | None = None
     closers: list[Callable[[], None]] = []
     try:
-        sub = make_socket(context, zmq.SUB)
+        # A bounded queue: a display that falls behind loses preview frames (counted as
+        # preview_missed) instead of holding seconds of old ones.
+        sub = make_socket(context, zmq.SUB, rcvhwm=PREVIEW_QUEUE)
         sockets.append(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
         preview_keys = client_keys(settings, settings.curve_capture_public_key)
         if preview_keys is not None:
             preview_keys.apply(sub)
-        connect(sub, settings.preview_endpoint)
+        for endpoint in settings.preview_endpoints:
+            connect(sub, endpoint)
         pull = make_socket(context, zmq.PULL)
         sockets.append(pull)
         closers.append(secure_servers(context, settings, (pull,), "display"))
@@ -426,7 +526,7 @@ def run(
             "display up: mode=%s sinks=%s preview<-%s results<-%s curve=%s",
             settings.mode,
             ",".join(settings.sinks),
-            settings.preview_endpoint,
+            ",".join(settings.preview_endpoints),
             bound,
             "on" if preview_keys is not None else "off",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,9 +20,12 @@ __all__ = [
     "AssetError",
     "Sprites",
     "default_asset_dir",
+    "grid_shape",
     "load_sprites",
     "placeholder_frame",
     "render_frame",
+    "tile_grid",
+    "with_banner",
 ]
 
 #: Emoji images, BGRA (as cv2 reads PNGs), keyed by emotion.
@@ -129,7 +133,7 @@ def render_frame(
         out = draw_box_label(out, face.box_xywh, f"{face.label} {face.score:.0%}", color)
     scale = max(0.45, min(1.0, out.shape[1] / 900))
     if banner:
-        out = _text_strip(out, banner, 0, (0, 220, 255), scale)
+        out = with_banner(out, banner)
     if caption:
         _, baseline = cv2.getTextSize(caption, _FONT, scale * 0.8, 1)
         origin = (6, out.shape[0] - baseline - 4)
@@ -144,3 +148,43 @@ def placeholder_frame(size_wh: SizeWH, text: str) -> ImageU8:
     width, height = int(size_wh[0]), int(size_wh[1])
     frame = np.full((height, width, 3), 32, dtype=np.uint8)
     return _text_strip(frame, text, height // 2 - 20, (200, 200, 200), 0.8)
+
+
+def with_banner(frame_bgr: ImageU8, text: str) -> ImageU8:
+    """A copy with ``text`` on a dimmed strip across the top."""
+    scale = max(0.45, min(1.0, frame_bgr.shape[1] / 900))
+    return _text_strip(frame_bgr, text, 0, (0, 220, 255), scale)
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """(columns, rows) of the most nearly square grid with room for ``count`` pictures."""
+    if count < 1:
+        raise ValueError(f"count: expected >= 1, found {count}")
+    columns = math.ceil(math.sqrt(count))
+    return columns, math.ceil(count / columns)
+
+
+def tile_grid(pictures: Sequence[ImageU8], width: int) -> ImageU8:
+    """One BGR picture ``width`` pixels wide showing ``pictures`` row by row in a grid.
+
+    The cells have the first picture's aspect ratio; each picture is scaled to fit its cell,
+    keeping its own aspect ratio, and centred on black. A single picture comes back as it is.
+    """
+    if not pictures:
+        raise ValueError("pictures: expected at least one")
+    if len(pictures) == 1:
+        return pictures[0]
+    columns, rows = grid_shape(len(pictures))
+    first_h, first_w = pictures[0].shape[:2]
+    cell_w = max(1, width // columns)
+    cell_h = max(1, round(cell_w * first_h / first_w))
+    out = np.zeros((cell_h * rows, cell_w * columns, 3), dtype=np.uint8)
+    for index, picture in enumerate(pictures):
+        height, width_in = picture.shape[:2]
+        scale = min(cell_w / width_in, cell_h / height)
+        size_wh = (max(1, round(width_in * scale)), max(1, round(height * scale)))
+        scaled = cv2.resize(picture, size_wh, interpolation=cv2.INTER_AREA)
+        top = (index // columns) * cell_h + (cell_h - size_wh[1]) // 2
+        left = (index % columns) * cell_w + (cell_w - size_wh[0]) // 2
+        out[top : top + size_wh[1], left : left + size_wh[0]] = scaled
+    return out

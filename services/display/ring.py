@@ -18,6 +18,7 @@ __all__ = [
     "MatchCounts",
     "Pair",
     "ResultState",
+    "SeqGaps",
     "StreamSummary",
 ]
 
@@ -327,3 +328,23 @@ class LiveResults:
         if age_ms > self._ttl_ms:
             return LiveView((), ResultState.STALE, age_ms)
         return LiveView(latest.faces, ResultState.FRESH, age_ms)
+
+
+class SeqGaps:
+    """Frames lost on the way, per stream, from gaps in the seq numbers that arrive in order.
+
+    A seq at or below the last one is a duplicate, unless it was captured later than the last
+    frame: then the capture restarted and counts from 0 again, which is no loss.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}
+
+    def missed(self, header: FrameHeader) -> int:
+        """How many frames of ``header``'s stream were skipped just before it."""
+        last = self._last.get(header.stream_id)
+        if last is not None and header.seq <= last[0] and header.captured_at_ns <= last[1]:
+            return 0
+        gap = header.seq - last[0] - 1 if last is not None and header.seq > last[0] else 0
+        self._last[header.stream_id] = (header.seq, header.captured_at_ns)
+        return gap

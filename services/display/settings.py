@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.curve import CurveServerSettings, PublicKeyFile
+from shared.settings import Endpoint, each_once, split_list
 
 __all__ = ["SINK_NAMES", "DisplaySettings", "SinkName", "default_sinks", "has_screen"]
 
@@ -33,11 +33,13 @@ class DisplaySettings(CurveServerSettings):
 
     model_config = SettingsConfigDict(env_prefix="EMOJIFY_DISPLAY_")
 
-    preview_endpoint: str = Field(
-        default="tcp://127.0.0.1:5556",
-        min_length=6,
-        max_length=256,
-        description="Capture's preview PUB endpoint; the display connects a SUB here.",
+    # NoDecode: the environment may give a plain comma-separated list instead of JSON.
+    preview_endpoints: Annotated[list[Endpoint], NoDecode] = Field(
+        default_factory=lambda: ["tcp://127.0.0.1:5556"],
+        min_length=1,
+        max_length=16,
+        description="Preview PUB endpoints of the captures to show, one per camera "
+        "(comma-separated or repeated); the display connects one SUB to all of them.",
     )
     results_endpoint: str = Field(
         default="tcp://127.0.0.1:5557",
@@ -138,7 +140,13 @@ class DisplaySettings(CurveServerSettings):
     show_stream: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="Only render this stream id; unset renders every stream.",
+        description="Only render this stream id; unset shows every stream, several in a grid.",
+    )
+    grid_width: int = Field(
+        default=1280,
+        ge=160,
+        le=7680,
+        description="Width in pixels of the grid that shows several streams side by side.",
     )
     emoji_opacity: float = Field(
         default=0.85, ge=0.0, le=1.0, description="Opacity of the emoji drawn over each face."
@@ -147,30 +155,24 @@ class DisplaySettings(CurveServerSettings):
         default="Emojify", min_length=1, max_length=100, description="Title of window and page."
     )
 
-    @field_validator("sinks", mode="before")
+    @field_validator("sinks", "preview_endpoints", mode="before")
     @classmethod
-    def _split_sinks(cls, value: object) -> object:
+    def _split_commas(cls, value: Any) -> Any:
         # Environment and command line give one string: accept "http,jsonl" and '["http"]'.
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        if isinstance(value, list | tuple) and any("," in str(item) for item in value):
-            return [part.strip() for item in value for part in str(item).split(",") if part]
-        return value
+        return split_list(value)
 
-    @field_validator("sinks")
+    @field_validator("sinks", "preview_endpoints")
     @classmethod
-    def _unique_sinks(cls, sinks: list[SinkName]) -> list[SinkName]:
-        if len(set(sinks)) != len(sinks):
-            raise ValueError(f"each sink at most once, found {sinks}")
-        return sinks
+    def _unique(cls, items: list[str]) -> list[str]:
+        return each_once(items)
 
     @model_validator(mode="after")
     def _curve(self) -> DisplaySettings:
         self.check_curve(
-            {"preview_endpoint": self.preview_endpoint, "results_endpoint": self.results_endpoint},
+            {
+                **{f"preview_endpoints[{n}]": e for n, e in enumerate(self.preview_endpoints)},
+                "results_endpoint": self.results_endpoint,
+            },
             curve_allowed_dir=self.curve_allowed_dir,
             curve_capture_public_key=self.curve_capture_public_key,
         )

@@ -3,7 +3,6 @@ tracking, batching, limits."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -14,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.curve import CurveSettings, PublicKeyFile
+from shared.settings import Endpoint, each_once, split_list
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -27,9 +27,6 @@ DEFAULT_MODEL_PATH = Path("models/emotion_model.keras")
 
 # Same character set and length as WorkerId in shared.messages, so the default always validates.
 _ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-_ENDPOINT_PATTERN = r"^(tcp|ipc|inproc)://\S+$"
-
-Endpoint = Annotated[str, Field(pattern=_ENDPOINT_PATTERN, max_length=256)]
 #: Every face detector ``detect.make_detector`` builds (docs/benchmarks.md compares them).
 DetectorName = Literal["haar", "blazeface", "blazeface_full", "mtcnn"]
 
@@ -181,27 +178,12 @@ class WorkerSettings(CurveSettings):
     @field_validator("capture_endpoints", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    return json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise ValueError(
-                        f"expected a JSON list or comma-separated endpoints: {error}"
-                    ) from error
-            return [part.strip() for part in text.split(",") if part.strip()]
-        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-            return [part.strip() for item in value for part in item.split(",") if part.strip()]
-        return value
+        return split_list(value)
 
     @field_validator("capture_endpoints")
     @classmethod
     def _unique(cls, endpoints: list[str]) -> list[str]:
-        duplicates = sorted({e for e in endpoints if endpoints.count(e) > 1})
-        if duplicates:
-            raise ValueError(f"expected each endpoint once, found duplicates {duplicates}")
-        return endpoints
+        return each_once(endpoints)
 
     @model_validator(mode="after")
     def _curve(self) -> WorkerSettings:

@@ -135,17 +135,15 @@ class DisplayProcess:
 
 
 def wait_subscribed(display: DisplayProcess, timeout_s: float = 10.0) -> None:
-    """Send throwaway frames until the display's SUB gets them (PUB drops until then)."""
-    seq = 10_000
+    """Send end-of-stream messages of an empty stream until the display's SUB gets them (PUB
+    drops until then); they leave no frame behind to draw."""
 
-    def frames_seen() -> bool:
-        nonlocal seq
-        display.send_frame(frame_header(seq, "warmup"))
-        seq += 1
+    def subscribed() -> bool:
+        display.send_end("warmup", frame_count=0)
         time.sleep(0.1)
-        return display.metrics().get("frames", 0) > 0
+        return display.metrics().get("end_of_stream", 0) > 0
 
-    wait_for(frames_seen, timeout_s, "the display to receive preview frames")
+    wait_for(subscribed, timeout_s, "the display to receive preview messages")
 
 
 @contextmanager
@@ -168,7 +166,7 @@ def running_display(tmp_path: Path, *args: str) -> Iterator[DisplayProcess]:
         sys.executable,
         "-m",
         "services.display",
-        "--preview-endpoint",
+        "--preview-endpoints",
         f"tcp://127.0.0.1:{preview_port}",
         "--results-endpoint",
         f"tcp://127.0.0.1:{results_port}",

@@ -106,7 +106,7 @@ def running_pipeline(tmp_path: Path, workers: int = 2, **settings: str) -> Itera
         "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": f"tcp://127.0.0.1:{frames}",
         "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
         "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
-        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
         "EMOJIFY_DISPLAY_MODE": "sync",
         "EMOJIFY_DISPLAY_SINKS": "http,jsonl",

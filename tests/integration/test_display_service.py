@@ -6,14 +6,20 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import zmq
 
-from shared.image import decode_jpeg
+from shared.image import decode_jpeg, encode_jpeg
+from shared.messages import EndOfStream
 from shared.wire import encode
 from tests.integration.display_harness import (
     FACE_BOX,
+    FRAME_WH,
     REPO,
     frame_header,
     http_get,
@@ -196,3 +202,72 @@ def test_offline_banner_while_frames_come_without_results_then_back(
         seqs = [line["seq"] for line in read_jsonl(jsonl_path)]
         assert len(seqs) == len(set(seqs)), "one line per frame"
     assert "inference offline" in display.log_text() and "inference back" in display.log_text()
+
+
+def test_several_streams_share_a_grid_and_leave_it_when_they_end(tmp_path: Path) -> None:
+    ctx: zmq.Context[Any] = zmq.Context.instance()
+    second = ctx.socket(zmq.PUB)
+    second.setsockopt(zmq.LINGER, 0)
+    second_port = second.bind_to_random_port("tcp://127.0.0.1")
+    green = np.zeros((FRAME_WH[1], FRAME_WH[0], 3), np.uint8)
+    green[:, :, 1] = 200
+    green_jpeg = encode_jpeg(green, 90)
+    try:
+        with running_display(
+            tmp_path,
+            "--mode",
+            "live",
+            "--sinks",
+            "http",
+            "--preview-endpoints",
+            f"tcp://127.0.0.1:{second_port}",
+            "--grid-width",
+            str(2 * FRAME_WH[0]),
+        ) as display:
+            wait_subscribed(display)
+
+            def second_subscribed() -> bool:
+                second.send_multipart(encode(EndOfStream(stream_id="warmup-b", frame_count=0)))
+                time.sleep(0.1)
+                return display.metrics().get("end_of_stream", 0) >= 2
+
+            wait_for(second_subscribed, 10, "the display to subscribe to the second capture")
+
+            def both_streams(count: int) -> Callable[[], bool]:
+                def shown() -> bool:
+                    display.send_frame(frame_header(count, "cam-a"))
+                    second.send_multipart(encode(frame_header(count, "cam-b"), green_jpeg))
+                    time.sleep(0.1)
+                    return display.metrics().get("streams", 0) == 2
+
+                return shown
+
+            wait_for(both_streams(0), 10, "both streams on the display")
+            time.sleep(0.3)  # the grid goes out on the next loop turn
+            grid = decode_jpeg(display.snapshot())
+            assert grid.shape[:2] == (FRAME_WH[1], 2 * FRAME_WH[0])
+            # cam-a (dark background, left) and cam-b (green, right), sorted by stream id.
+            left = grid[FRAME_WH[1] - 60, 20].astype(int)
+            right = grid[FRAME_WH[1] - 60, FRAME_WH[0] + 20].astype(int)
+            assert 30 < left[2] < 90 and left[1] < 100, left
+            assert right[1] > 150 and right[0] < 60 and right[2] < 60, right
+
+            # cam-b falls silent while cam-a goes on: its tile says so.
+            for seq in range(1, 50):
+                display.send_frame(frame_header(seq, "cam-a"))
+                time.sleep(0.08)
+            marked = decode_jpeg(display.snapshot())
+            top_right = marked[5:15, FRAME_WH[0] + 5 : 2 * FRAME_WH[0] - 5, 1].astype(int)
+            assert top_right.mean() < 150, "the silent stream's tile is marked at the top"
+
+            # cam-b ends: the grid keeps to the stream that still runs.
+            second.send_multipart(encode(EndOfStream(stream_id="cam-b", frame_count=1)))
+            wait_for(lambda: display.metrics().get("streams", 0) == 1, 10, "cam-b to leave")
+            display.send_frame(frame_header(60, "cam-a"))
+            time.sleep(0.3)
+            assert decode_jpeg(display.snapshot()).shape[:2] == (FRAME_WH[1], FRAME_WH[0])
+            # cam-a went from seq 49 to 60: the ten frames between count as missed.
+            assert display.metrics()["preview_missed"] == 10
+            assert display.process.poll() is None
+    finally:
+        second.close(linger=0)

@@ -359,7 +359,7 @@ def test_remote_worker_needs_the_right_key_and_frames_cross_encrypted(
                     "jsonl",
                     "--jsonl-path",
                     str(jsonl),
-                    "--preview-endpoint",
+                    "--preview-endpoints",
                     f"tcp://127.0.0.1:{preview_port}",
                     "--results-endpoint",
                     f"tcp://{link.bind_host}:{results_port}",

@@ -75,7 +75,7 @@ def test_camera_host_and_gpu_host_talk_curve(tmp_path: Path) -> None:
         "EMOJIFY_CAPTURE_FRAMES_ENDPOINT": f"tcp://127.0.0.1:{frames}",
         "EMOJIFY_CAPTURE_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_CAPTURE_STATUS_PORT": str(status),
-        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
         "EMOJIFY_DISPLAY_SINKS": "http,jsonl",
         "EMOJIFY_DISPLAY_HTTP_PORT": str(http),

@@ -9,9 +9,12 @@ import pytest
 
 from services.display.render import (
     AssetError,
+    grid_shape,
     load_sprites,
     placeholder_frame,
     render_frame,
+    tile_grid,
+    with_banner,
 )
 from shared.labels import EMOTIONS
 from shared.messages import Face
@@ -104,3 +107,40 @@ def test_placeholder_frame() -> None:
 def test_missing_asset_is_reported(tmp_path: Path, sprites: dict[str, np.ndarray]) -> None:
     with pytest.raises(AssetError, match=r"angry\.png is missing.*neutral\.png is missing"):
         load_sprites(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("count", "shape"),
+    [(1, (1, 1)), (2, (2, 1)), (3, (2, 2)), (4, (2, 2)), (5, (3, 2)), (9, (3, 3))],
+)
+def test_grid_shape_is_nearly_square(count: int, shape: tuple[int, int]) -> None:
+    assert grid_shape(count) == shape
+
+
+def test_tile_grid_places_each_stream_in_its_cell() -> None:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    pictures = [np.full((480, 640, 3), colour, np.uint8) for colour in colours]
+    # A smaller, squarer picture is letterboxed into its cell.
+    pictures[2] = np.full((100, 100, 3), colours[2], np.uint8)
+    grid = tile_grid(pictures, 1280)
+    assert grid.shape == (960, 1280, 3)
+    assert tuple(grid[240, 320]) == colours[0]
+    assert tuple(grid[240, 960]) == colours[1]
+    assert tuple(grid[720, 320]) == colours[2]
+    assert tuple(grid[485, 10]) == (0, 0, 0)  # letterbox beside the square picture
+    assert tuple(grid[720, 960]) == (0, 0, 0)  # the empty fourth cell
+
+
+def test_tile_grid_of_one_is_the_picture() -> None:
+    picture = np.full((48, 64, 3), 7, np.uint8)
+    assert tile_grid([picture], 1280) is picture
+    with pytest.raises(ValueError, match="at least one"):
+        tile_grid([], 1280)
+
+
+def test_with_banner_marks_the_top_only() -> None:
+    picture = np.full((240, 320, 3), 200, np.uint8)
+    marked = with_banner(picture, "no frames for 4 s")
+    assert not np.array_equal(marked[:20], picture[:20])
+    assert np.array_equal(marked[120:], picture[120:])
+    assert np.all(picture == 200)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from services.display.ring import FrameRing, LiveResults, ResultState, smooth_faces
+from services.display.ring import FrameRing, LiveResults, ResultState, SeqGaps, smooth_faces
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
 
 pytestmark = pytest.mark.timeout(10)
@@ -249,3 +249,22 @@ def test_a_restarted_capture_reusing_a_seq_is_not_a_duplicate() -> None:
     assert not ring.is_duplicate(again), "same seq, later capture time: a new frame"
     ring.add_result(again)
     assert ring.counts.duplicate_results == 0
+
+
+def test_seq_gaps_count_lost_frames_per_stream() -> None:
+    gaps = SeqGaps()
+    # The first frame seen sets the start: frames before the display connected are no loss.
+    assert [gaps.missed(frame(seq)) for seq in (5, 6, 9, 10)] == [0, 0, 2, 0]
+    assert [gaps.missed(frame(seq, "cam1")) for seq in (0, 4)] == [0, 3]
+    # A duplicate is no loss and does not move the mark.
+    assert gaps.missed(frame(6)) == 0
+    assert gaps.missed(frame(12)) == 1
+
+
+def test_seq_gaps_restarted_capture_is_no_loss() -> None:
+    gaps = SeqGaps()
+    assert gaps.missed(frame(40)) == 0
+    restarted = frame(0).model_copy(update={"captured_at_ns": frame(41).captured_at_ns})
+    assert gaps.missed(restarted) == 0
+    later = frame(3).model_copy(update={"captured_at_ns": frame(44).captured_at_ns})
+    assert gaps.missed(later) == 2

@@ -6,7 +6,7 @@ import pytest
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import ServiceSettings, load_settings
+from shared.settings import ServiceSettings, each_once, load_settings, split_list
 
 
 class DemoSettings(ServiceSettings):
@@ -93,3 +93,33 @@ def test_help_lists_every_field(capsys: pytest.CaptureFixture[str]) -> None:
         assert flag in out
     assert "Frames per second to capture." in out
     assert "Seconds between periodic stats lines." in out
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("tcp://a:1, tcp://b:2", ["tcp://a:1", "tcp://b:2"]),
+        ('["tcp://a:1", "tcp://b:2"]', ["tcp://a:1", "tcp://b:2"]),
+        (["tcp://a:1,tcp://b:2", "tcp://c:3"], ["tcp://a:1", "tcp://b:2", "tcp://c:3"]),
+        (7, 7),
+    ],
+)
+def test_split_list_reads_commas_and_json(value: object, expected: object) -> None:
+    assert split_list(value) == expected
+
+
+def test_split_list_and_each_once_reject_bad_lists() -> None:
+    with pytest.raises(ValueError, match="JSON list"):
+        split_list('["tcp://a:1",')
+    with pytest.raises(ValueError, match=r"duplicates \['b'\]"):
+        each_once(["a", "b", "b"])
+
+
+def test_display_takes_several_preview_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.display.settings import DisplaySettings
+
+    monkeypatch.setenv(
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS", "tcp://127.0.0.1:5556,tcp://127.0.0.1:6556"
+    )
+    settings = load_settings(DisplaySettings, ["--sinks", "jsonl", "--jsonl-path", "r.jsonl"])
+    assert settings.preview_endpoints == ["tcp://127.0.0.1:5556", "tcp://127.0.0.1:6556"]
