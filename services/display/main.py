@@ -285,9 +285,10 @@ class _Display:
                 )
                 del self.tiles[stream_id]
                 self.grid_due = True
-        if len(self.tiles) < 2:
+        if not self.tiles or (len(self.tiles) == 1 and not self.grid_due):
+            # A lone stream's frames went to the sinks as they were drawn.
             return
-        stale = any(
+        stale = len(self.tiles) > 1 and any(
             not tile.ended and now - tile.drawn_at >= TILE_STALE_S for tile in self.tiles.values()
         )
         if not (force or self.grid_due or (stale and now - self.grid_drawn_at >= 1.0)):
@@ -431,7 +432,8 @@ class _Display:
             self.grid_due = True
             if all(t.ended for t in self.tiles.values()):
                 # The last stream shown ended: the final picture stays (and a video file ends).
-                self.show_grid(now, force=True)
+                if len(self.tiles) > 1:
+                    self.show_grid(now, force=True)
                 for sink in self.frame_sinks:
                     sink.end_stream()
             else:

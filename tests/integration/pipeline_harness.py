@@ -9,7 +9,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +86,20 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def running_pipeline(tmp_path: Path, workers: int = 2, **settings: str) -> Iterator[Pipeline]:
-    """``scripts/run_pipeline.sh`` with ``settings`` (EMOJIFY_* names), killed afterwards."""
+def running_pipeline(
+    tmp_path: Path,
+    workers: int = 2,
+    more_captures: Sequence[tuple[str, str]] = (),
+    **settings: str,
+) -> Iterator[Pipeline]:
+    """``scripts/run_pipeline.sh`` with ``settings`` (EMOJIFY_* names), killed afterwards.
+
+    ``more_captures``: (frames, preview) endpoints of captures the caller runs itself, which
+    the workers and the display are to serve beside the pipeline's own.
+    """
     frames, preview, results, http, capture_status = (free_port() for _ in range(5))
+    frames_endpoints = [f"tcp://127.0.0.1:{frames}", *(f for f, _ in more_captures)]
+    preview_endpoints = [f"tcp://127.0.0.1:{preview}", *(p for _, p in more_captures)]
     prefix = free_loopback_port_prefix(workers)
     jsonl = tmp_path / "results.jsonl"
     env = {
@@ -103,10 +114,10 @@ def running_pipeline(tmp_path: Path, workers: int = 2, **settings: str) -> Itera
         "EMOJIFY_CAPTURE_FRAMES_ENDPOINT": f"tcp://127.0.0.1:{frames}",
         "EMOJIFY_CAPTURE_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_CAPTURE_STATUS_PORT": str(capture_status),
-        "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": f"tcp://127.0.0.1:{frames}",
+        "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": ",".join(frames_endpoints),
         "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
         "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
-        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": f"tcp://127.0.0.1:{preview}",
+        "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": ",".join(preview_endpoints),
         "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
         "EMOJIFY_DISPLAY_MODE": "sync",
         "EMOJIFY_DISPLAY_SINKS": "http,jsonl",
