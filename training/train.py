@@ -349,8 +349,10 @@ def export_best(
     from training.models import served_model
 
     runs = [run_dir, *ensemble]
+    archs = [config.arch]
     for other in ensemble:
         other_config = TrainConfig(**json.loads((other / "config.json").read_text()))
+        archs.append(other_config.arch)
         if (other_config.holdout, other_config.holdout_seed) != (
             config.holdout,
             config.holdout_seed,
@@ -378,7 +380,7 @@ def export_best(
             "input_hw": list(INPUT_HW),
             "preprocessing": "inside the model: scale to [0,1], centre crop 40x40, mirror "
             f"averaging{members}, prior adjustment tau={tau}",
-            "architecture": config.arch if len(nets) == 1 else f"{config.arch}x{len(nets)}",
+            "architecture": "+".join(archs),
             "dataset": "FER2013",
             "train_split": f"Training minus a {config.holdout:.0%} stratified holdout",
             "validation_split": "PublicTest",

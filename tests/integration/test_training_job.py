@@ -69,7 +69,7 @@ def test_train_writes_model_metadata_and_report(tmp_path: Path) -> None:
 
     served = load_model(model)
     faces = np.full((2, 48, 48, 1), 128, dtype=np.uint8)
-    probabilities = np.asarray(served(faces))
+    probabilities = np.asarray(served(faces, training=False))
     assert probabilities.shape == (2, len(EMOTIONS))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
 
@@ -142,25 +142,30 @@ def test_new_run_refuses_an_existing_run_folder(tmp_path: Path) -> None:
 
 
 def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
+    from services.inference.classifier import EmotionClassifier
     from shared.keras_layers import load_model
     from training import train
 
     data = write_fer_folder(tmp_path / "fer")
     model = tmp_path / "emotion_model.keras"
-    for seed in ("1", "2"):
+    for seed, arch in (("1", "vgg"), ("2", "vgg-small")):
         args = [*_train_args(data, tmp_path / f"run{seed}", model, 1), "--seed", seed]
-        assert train.main(args) == 0
+        assert train.main([*args, "--arch", arch]) == 0
     single = read_metadata(model)
-    assert single.architecture == "vgg"
+    assert single.architecture == "vgg-small"
 
     ensemble_args = ["--export-only", "--run-dir", str(tmp_path / "run1"), "--output", str(model)]
     assert train.main([*ensemble_args, "--ensemble", str(tmp_path / "run2")]) == 0
     metadata = read_metadata(model)
-    assert metadata.architecture == "vggx2"
+    assert metadata.architecture == "vgg+vgg-small"
     assert metadata.epochs == 2
     assert "average of 2 networks" in metadata.preprocessing
     served = load_model(model)
     faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)
-    probabilities = np.asarray(served(faces))
+    probabilities = np.asarray(served(faces, training=False))
     assert probabilities.shape == (3, len(EMOTIONS))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    # The worker runs it through TensorFlow Lite (random erasing is an identity at inference).
+    lite = EmotionClassifier(served, metadata, model, runtime="tflite")
+    assert lite.runtime == "tflite"
+    np.testing.assert_allclose(lite.classify(faces), probabilities, atol=1e-4)
