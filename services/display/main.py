@@ -22,7 +22,7 @@ from shared.http_status import (
     gauges,
     start_status_server,
 )
-from shared.image import ImageError, decode_jpeg
+from shared.image import ImageError, ImageU8, decode_jpeg
 from shared.log_throttle import LogThrottle
 from shared.messages import EndOfStream, Face, FrameHeader, Heartbeat, ResultHeader
 from shared.runtime import (
@@ -114,7 +114,7 @@ def _drain(socket: Socket, limit: int) -> list[list[bytes]]:
 class _Tile:
     """The latest drawn frame of one stream, for the grid."""
 
-    picture: Any
+    picture: ImageU8
     drawn_at: float
     ended: bool = False
 
@@ -259,7 +259,7 @@ class _Display:
         if self.newest_unrendered is not None and self.newest_unrendered.header == header:
             self.newest_unrendered = None
 
-    def show(self, stream_id: str, picture: Any) -> None:
+    def show(self, stream_id: str, picture: ImageU8) -> None:
         """Every drawn frame of a lone stream goes to the sinks as it is; with several
         streams, it becomes that stream's tile and the grid goes out once per loop turn."""
         if stream_id not in self.tiles:
