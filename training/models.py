@@ -95,8 +95,14 @@ def build_seed(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="seed")
 
 
+def build_vgg_erasing(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
+    """The default network trained with random erasing as well (it over-fits without)."""
+    return build_vgg(input_hw, num_classes, erasing=0.5, name="vgg_erasing")
+
+
 ARCHITECTURES: dict[str, Builder] = {
     "vgg": build_vgg,
+    "vgg-erasing": build_vgg_erasing,
     "vgg-small": build_vgg_small,
     "seed": build_seed,
 }

@@ -61,7 +61,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--arch",
         default="vgg",
-        help="network: vgg (default), vgg-small (ensemble member) or seed (baseline)",
+        help="network: vgg (default), vgg-erasing, vgg-small or seed (baseline)",
     )
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -280,8 +280,9 @@ def tune_logit_bias(
 ) -> tuple[float, list[float]]:
     """Pick tau for bias = -tau * log(prior) on held-out training data.
 
-    The best accuracy among the taus that keep disgust recall >= MIN_DISGUST_RECALL; if none
-    does, the tau with the best mean per-class recall.
+    The best accuracy among the taus that keep disgust recall >= MIN_DISGUST_RECALL, the best
+    mean per-class recall among equally accurate ones; if none keeps it, the tau with the best
+    mean per-class recall.
     """
     from training.metrics import classification_metrics
 
@@ -294,7 +295,7 @@ def tune_logit_bias(
             (tau, metrics["accuracy"], metrics["recall_disgust"], metrics["macro_recall"])
         )
     ok = [s for s in scored if s[2] >= MIN_DISGUST_RECALL]
-    tau = max(ok, key=lambda s: s[1])[0] if ok else max(scored, key=lambda s: s[3])[0]
+    tau = max(ok, key=lambda s: (s[1], s[3]))[0] if ok else max(scored, key=lambda s: s[3])[0]
     log.info(
         "prior adjustment on holdout: %s -> tau %.2f",
         [(t, round(a, 4), round(r, 3)) for t, a, r, _ in scored],
