@@ -296,10 +296,12 @@ class _Display:
         pictures = []
         for _, tile in sorted(self.tiles.items()):
             age_s = now - tile.drawn_at
+            # In the middle: the tile's own banner (e.g. "inference offline") stays readable.
             if tile.ended:
-                pictures.append(with_banner(tile.picture, "stream ended"))
+                pictures.append(with_banner(tile.picture, "stream ended", middle=True))
             elif age_s >= TILE_STALE_S:
-                pictures.append(with_banner(tile.picture, f"no frames for {age_s:.0f} s"))
+                text = f"no frames for {age_s:.0f} s"
+                pictures.append(with_banner(tile.picture, text, middle=True))
             else:
                 pictures.append(tile.picture)
         grid = tile_grid(pictures, self.settings.grid_width)

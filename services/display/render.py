@@ -150,10 +150,12 @@ def placeholder_frame(size_wh: SizeWH, text: str) -> ImageU8:
     return _text_strip(frame, text, height // 2 - 20, (200, 200, 200), 0.8)
 
 
-def with_banner(frame_bgr: ImageU8, text: str) -> ImageU8:
-    """A copy with ``text`` on a dimmed strip across the top."""
+def with_banner(frame_bgr: ImageU8, text: str, *, middle: bool = False) -> ImageU8:
+    """A copy with ``text`` on a dimmed strip across the top (or the middle, which leaves a
+    banner at the top readable)."""
     scale = max(0.45, min(1.0, frame_bgr.shape[1] / 900))
-    return _text_strip(frame_bgr, text, 0, (0, 220, 255), scale)
+    top = frame_bgr.shape[0] // 2 - 20 if middle else 0
+    return _text_strip(frame_bgr, text, top, (0, 220, 255), scale)
 
 
 def grid_shape(count: int) -> tuple[int, int]:

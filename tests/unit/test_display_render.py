@@ -144,3 +144,6 @@ def test_with_banner_marks_the_top_only() -> None:
     assert not np.array_equal(marked[:20], picture[:20])
     assert np.array_equal(marked[120:], picture[120:])
     assert np.all(picture == 200)
+    middle = with_banner(picture, "stream ended", middle=True)
+    assert np.array_equal(middle[:60], picture[:60])
+    assert not np.array_equal(middle[100:140], picture[100:140])
