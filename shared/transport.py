@@ -12,6 +12,7 @@ import zmq
 
 __all__ = [
     "MAX_POLL_MS",
+    "PREVIEW_QUEUE",
     "Socket",
     "TransportError",
     "bind",
@@ -28,6 +29,10 @@ Context = zmq.Context[Any]
 
 #: Longest single wait a loop should use so that SIGTERM is honoured within a second.
 MAX_POLL_MS: Final = 1000
+#: Preview frames queued on each side of a capture-to-display link (capture's PUB, the
+#: display's SUB): about 2 s at 15 fps. A display that falls behind loses frames instead of
+#: costing capture memory, and counts them from the gaps in seq numbers (preview_missed).
+PREVIEW_QUEUE: Final = 32
 
 
 class TransportError(RuntimeError):

@@ -35,6 +35,7 @@ from shared.runtime import (
 )
 from shared.settings import EXIT_BAD_SETTINGS, load_settings
 from shared.transport import (
+    PREVIEW_QUEUE,
     Socket,
     TransportError,
     bind,
@@ -67,8 +68,6 @@ HEARTBEAT_TIMEOUT_MS: Final = 3000
 WARNING_INTERVAL_S: Final = 5.0
 #: /healthz answers 503 when the loop has not turned for this long (it turns every POLL_MS).
 STUCK_AFTER_S: Final = 5.0
-#: Preview frames queued per display (about 2 s at 15 fps); the display counts what it missed.
-PREVIEW_QUEUE: Final = 32
 
 #: Help text of the counters on /metrics.
 COUNTER_HELP: Final = {

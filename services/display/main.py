@@ -35,7 +35,7 @@ from shared.runtime import (
     setup_logging,
 )
 from shared.settings import EXIT_BAD_SETTINGS, load_settings
-from shared.transport import Socket, TransportError, bind, connect, make_socket
+from shared.transport import PREVIEW_QUEUE, Socket, TransportError, bind, connect, make_socket
 from shared.wire import WireError, decode
 
 from .render import (
@@ -58,8 +58,6 @@ log = logging.getLogger(__name__)
 POLL_MS: Final = 100
 #: Most messages taken from one socket per loop turn, so neither socket starves the other.
 MAX_BATCH: Final = 256
-#: Preview frames queued for the display (about 2 s at 15 fps), on top of the capture's own.
-PREVIEW_QUEUE: Final = 32
 WARN_EVERY_S: Final = 5.0
 PLACEHOLDER_WH: Final = (640, 480)
 OFFLINE_BANNER: Final = "inference offline"
