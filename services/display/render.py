@@ -92,6 +92,11 @@ def _emoji_box(box_xywh: tuple[int, int, int, int]) -> tuple[int, int, int, int]
     return (x + w // 2 - side // 2, y + h // 2 - side // 2, side, side)
 
 
+def _text_scale(frame_bgr: ImageU8) -> float:
+    """Font scale for banners and captions: readable on small frames, not huge on large."""
+    return max(0.45, min(1.0, int(frame_bgr.shape[1]) / 900))
+
+
 def _text_strip(
     frame_bgr: ImageU8, text: str, top: int, ink_bgr: tuple[int, int, int], scale: float
 ) -> ImageU8:
@@ -131,7 +136,7 @@ def render_frame(
             )
         color = EMOTION_COLORS_BGR.get(face.label, (255, 255, 255))
         out = draw_box_label(out, face.box_xywh, f"{face.label} {face.score:.0%}", color)
-    scale = max(0.45, min(1.0, out.shape[1] / 900))
+    scale = _text_scale(out)
     if banner:
         out = with_banner(out, banner)
     if caption:
@@ -153,9 +158,8 @@ def placeholder_frame(size_wh: SizeWH, text: str) -> ImageU8:
 def with_banner(frame_bgr: ImageU8, text: str, *, middle: bool = False) -> ImageU8:
     """A copy with ``text`` on a dimmed strip across the top (or the middle, which leaves a
     banner at the top readable)."""
-    scale = max(0.45, min(1.0, frame_bgr.shape[1] / 900))
     top = frame_bgr.shape[0] // 2 - 20 if middle else 0
-    return _text_strip(frame_bgr, text, top, (0, 220, 255), scale)
+    return _text_strip(frame_bgr, text, top, (0, 220, 255), _text_scale(frame_bgr))
 
 
 def grid_shape(count: int) -> tuple[int, int]:

@@ -40,6 +40,12 @@ class Pipeline:
         spawned = re.findall(r"spawned: '([\w-]+)' with pid (\d+)", self.log())
         return {name: int(pid) for name, pid in spawned}
 
+    def running(self, *programs: str) -> bool:
+        """Whether supervisord reported each of ``programs`` RUNNING; fails if it exited."""
+        assert self.process.poll() is None, self.log()[-4000:]
+        log = self.log()
+        return all(f"success: {p} entered RUNNING state" in log for p in programs)
+
     def spawn_count(self, program: str) -> int:
         return len(re.findall(rf"spawned: '{re.escape(program)}' with pid", self.log()))
 

@@ -32,14 +32,6 @@ PROGRAMS = ("capture", "display", "worker-0", "worker-1")
 START_S = 150
 
 
-def _all_running(pipeline: Pipeline) -> Callable[[], bool]:
-    def running() -> bool:
-        assert pipeline.process.poll() is None, pipeline.log()[-4000:]
-        return all(f"success: {p} entered RUNNING state" in pipeline.log() for p in PROGRAMS)
-
-    return running
-
-
 def _results_after(pipeline: Pipeline, count: int, more: int) -> Callable[[], bool]:
     def arrived() -> bool:
         assert pipeline.process.poll() is None, pipeline.log()[-4000:]
@@ -55,7 +47,11 @@ def test_a_worker_killed_mid_recording_loses_no_frame_and_duplicates_none(
     total = len(load_recording(RECORDING).frames)
     # At the recording's own 15 fps the run takes ~9 s: long enough to kill a worker midway.
     with running_pipeline(tmp_path, EMOJIFY_CAPTURE_PACE="source") as pipeline:
-        wait_for(_all_running(pipeline), START_S, f"all programs running\n{pipeline.log()[-3000:]}")
+        wait_for(
+            lambda: pipeline.running(*PROGRAMS),
+            START_S,
+            f"all programs running\n{pipeline.log()[-3000:]}",
+        )
         wait_for(_results_after(pipeline, 0, 30), 120, "30 results")
         victim = pipeline.child_pids()["worker-0"]
         os.kill(victim, signal.SIGKILL)
@@ -89,7 +85,11 @@ def test_each_service_restarted_in_turn_and_workers_stopped_the_pipeline_recover
         EMOJIFY_CAPTURE_LOOP="true",
         EMOJIFY_DISPLAY_MODE="live",
     ) as pipeline:
-        wait_for(_all_running(pipeline), START_S, f"all programs running\n{pipeline.log()[-3000:]}")
+        wait_for(
+            lambda: pipeline.running(*PROGRAMS),
+            START_S,
+            f"all programs running\n{pipeline.log()[-3000:]}",
+        )
         wait_for(_results_after(pipeline, 0, 10), 120, "the first results")
 
         # Every service serves /metrics and /healthz (a worker once TensorFlow has loaded,

@@ -102,7 +102,7 @@ def test_lossless_recording_gets_one_result_per_frame_with_faces_in_place(
 @pytest.mark.timeout(120)
 def test_stopping_supervisord_leaves_no_process_behind(pipeline: Pipeline) -> None:
     wait_for(
-        lambda: all(f"success: {p} entered RUNNING state" in pipeline.log() for p in PROGRAMS),
+        lambda: pipeline.running(*PROGRAMS),
         90,
         "all programs running",
     )

@@ -26,7 +26,6 @@ from tests.integration.display_harness import free_port, http_get, read_jsonl, w
 from tests.integration.pipeline_harness import (
     RECORDING,
     REPO,
-    Pipeline,
     health,
     metrics,
     running_pipeline,
@@ -36,11 +35,6 @@ pytestmark = pytest.mark.integration
 
 #: A worker loading TensorFlow on two busy cores.
 START_S = 150
-
-
-def _running(pipeline: Pipeline, *programs: str) -> bool:
-    assert pipeline.process.poll() is None, pipeline.log()[-4000:]
-    return all(f"success: {p} entered RUNNING state" in pipeline.log() for p in programs)
 
 
 @pytest.mark.timeout(360)
@@ -76,7 +70,7 @@ def test_two_cameras_share_the_workers_and_the_display_shows_both(tmp_path: Path
             )
         try:
             wait_for(
-                lambda: _running(pipeline, "capture", "display", "worker-0"),
+                lambda: pipeline.running("capture", "display", "worker-0"),
                 START_S,
                 "all programs running",
             )
@@ -143,7 +137,7 @@ def test_a_display_that_reads_slowly_costs_capture_no_memory_and_loses_no_frame_
         EMOJIFY_DISPLAY_SINKS="http",
     ) as pipeline:
         wait_for(
-            lambda: _running(pipeline, "capture", "display", "worker-0"),
+            lambda: pipeline.running("capture", "display", "worker-0"),
             START_S,
             "all programs running",
         )
