@@ -147,6 +147,12 @@ def run_worker_until_end(
         for sock, _ in poller.poll(100):
             message, payload = decode(sock.recv_multipart())
             if isinstance(message, EndOfStream):
+                # The end comes on the preview socket; a frame sent just before it may still
+                # wait on the worker socket.
+                while dealer.poll(200, zmq.POLLIN):
+                    header, _ = decode(dealer.recv_multipart())
+                    assert isinstance(header, FrameHeader)
+                    worked.append(header.seq)
                 return worked, previewed, message
             assert isinstance(message, FrameHeader)
             assert payload[:2] == b"\xff\xd8"
