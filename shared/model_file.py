@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +107,25 @@ def write_atomic(path: Path, write: Callable[[Path], None], suffix: str = "") ->
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def deflate_archive(path: Path) -> None:
+    """Rewrite the zip archive at ``path`` (a ``.keras`` file) with every entry deflated.
+
+    Keras stores its entries uncompressed; deflating the weights saves about 8% (an ensemble
+    of two networks goes from 21.4 to 19.6 MB) and Keras reads the result unchanged.
+    """
+    packed = path.with_name(path.name + ".deflating")
+    try:
+        with (
+            zipfile.ZipFile(path) as source,
+            zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target,
+        ):
+            for entry in source.infolist():
+                target.writestr(entry, source.read(entry), zipfile.ZIP_DEFLATED)
+        os.replace(packed, path)
+    finally:
+        packed.unlink(missing_ok=True)
 
 
 def write_model_files(

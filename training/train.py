@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.labels import EMOTIONS
-from shared.model_file import ModelMetadata, utc_now_iso, write_model_files
+from shared.model_file import ModelMetadata, deflate_archive, utc_now_iso, write_model_files
 from training.data import Examples, class_weights, load_split, stratified_holdout
 
 log = logging.getLogger("training.train")
@@ -373,9 +373,14 @@ def export_best(
     metrics = write_report(run_dir, val.labels, probabilities, history)
     epochs = sum(_epochs_of(run) for run in runs)
     members = f", average of {len(nets)} networks" if len(nets) > 1 else ""
+
+    def save(path: Path) -> None:
+        model.save(path)
+        deflate_archive(path)
+
     metadata = write_model_files(
         output,
-        model.save,
+        save,
         {
             "labels": list(EMOTIONS),
             "input_hw": list(INPUT_HW),

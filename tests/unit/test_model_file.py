@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from shared.labels import EMOTIONS
 from shared.model_file import (
     ModelFileError,
+    deflate_archive,
     metadata_path,
     read_metadata,
     write_model_files,
@@ -88,3 +90,20 @@ def test_interrupted_write_leaves_the_old_model_intact(tmp_path: Path) -> None:
     assert model.read_bytes() == b"old model"
     assert read_metadata(model) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
+
+
+def test_deflate_archive_keeps_every_entry_and_shrinks_the_file(tmp_path: Path) -> None:
+    archive = tmp_path / "model.keras"
+    entries = {"config.json": b'{"a": 1}' * 100, "model.weights.h5": bytes(range(256)) * 400}
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as target:
+        for name, data in entries.items():
+            target.writestr(name, data)
+    stored_size = archive.stat().st_size
+
+    deflate_archive(archive)
+
+    with zipfile.ZipFile(archive) as source:
+        assert {entry.filename: source.read(entry) for entry in source.infolist()} == entries
+        assert {entry.compress_type for entry in source.infolist()} == {zipfile.ZIP_DEFLATED}
+    assert archive.stat().st_size < stored_size
+    assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]
