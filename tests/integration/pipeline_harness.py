@@ -133,7 +133,9 @@ def running_pipeline(
     }
     env.pop("DISPLAY", None)
     log_path = tmp_path / "supervisord.out"
-    with log_path.open("wb") as log:
+    # Append mode: supervisord writes to this file through its own stdout while each program's
+    # log reopens /dev/stdout with its own offset; without O_APPEND they overwrite each other.
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [str(REPO / "scripts" / "run_pipeline.sh")],
             cwd=REPO,

@@ -39,7 +39,9 @@ def _keys(tmp_path: Path) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def _side(layout: str, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("wb") as log:
+    # Append mode: supervisord writes to this file through its own stdout while each program's
+    # log reopens /dev/stdout with its own offset; without O_APPEND they overwrite each other.
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
             [str(SCRIPT), layout],
             cwd=REPO,
