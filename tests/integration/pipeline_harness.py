@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shared.transport import free_loopback_port_prefix
 from tests.integration.display_harness import free_port, http_get
@@ -91,6 +91,15 @@ def health(url: str) -> tuple[int, dict[str, Any]]:
     return status, dict(json.loads(body))
 
 
+def open_supervisord_log(path: Path) -> BinaryIO:
+    """Open the file that supervisord's stdout goes to, in append mode.
+
+    supervisord writes to it through its own stdout while each program's log reopens
+    /dev/stdout with its own offset; without O_APPEND they overwrite each other's lines.
+    """
+    return path.open("ab")
+
+
 @contextlib.contextmanager
 def running_pipeline(
     tmp_path: Path,
@@ -133,9 +142,7 @@ def running_pipeline(
     }
     env.pop("DISPLAY", None)
     log_path = tmp_path / "supervisord.out"
-    # Append mode: supervisord writes to this file through its own stdout while each program's
-    # log reopens /dev/stdout with its own offset; without O_APPEND they overwrite each other.
-    with log_path.open("ab") as log:
+    with open_supervisord_log(log_path) as log:
         process = subprocess.Popen(
             [str(REPO / "scripts" / "run_pipeline.sh")],
             cwd=REPO,

@@ -16,7 +16,7 @@ import pytest
 
 from services.keys import main as keys_main
 from tests.integration.display_harness import free_port, wait_for
-from tests.integration.pipeline_harness import MODEL, RECORDING
+from tests.integration.pipeline_harness import MODEL, RECORDING, open_supervisord_log
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -39,9 +39,7 @@ def _keys(tmp_path: Path) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def _side(layout: str, env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    # Append mode: supervisord writes to this file through its own stdout while each program's
-    # log reopens /dev/stdout with its own offset; without O_APPEND they overwrite each other.
-    with log_path.open("ab") as log:
+    with open_supervisord_log(log_path) as log:
         process = subprocess.Popen(
             [str(SCRIPT), layout],
             cwd=REPO,
