@@ -79,9 +79,28 @@ def interruptible_startup(stop: threading.Event) -> Iterator[None]:
         signal.signal(signum, handle)
     try:
         yield
+    except Exception as error:
+        # A C extension whose initialisation the signal interrupted (TensorFlow's import)
+        # reports it as its own error, e.g. ImportError("initialization failed"), caused by ours.
+        interrupted = _interruption_behind(error)
+        if interrupted is None:
+            raise
+        raise interrupted from error
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _interruption_behind(error: BaseException) -> StartupInterrupted | None:
+    """The ``StartupInterrupted`` somewhere in ``error``'s chain of causes, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StartupInterrupted):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class Stats:

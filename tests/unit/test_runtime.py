@@ -190,3 +190,24 @@ def test_stop_signal_interrupts_startup_work_and_restores_handlers() -> None:
         pytest.fail("start-up work was not interrupted")
     assert stop.wait(2)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_interruption_wrapped_by_a_failing_import_still_reads_as_interrupted() -> None:
+    # TensorFlow's C extensions turn an exception raised during their initialisation into
+    # ImportError("initialization failed"), with ours as its cause.
+    stop = threading.Event()
+    with pytest.raises(StartupInterrupted, match="SIGTERM"), interruptible_startup(stop):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                sum(range(1000))
+            pytest.fail("start-up work was not interrupted")
+        except StartupInterrupted as interrupted:
+            raise ImportError("initialization failed") from interrupted
+    assert stop.wait(2)
+
+
+def test_other_start_up_errors_pass_through_unchanged() -> None:
+    with pytest.raises(ImportError, match="no module"), interruptible_startup(threading.Event()):
+        raise ImportError("no module named nothing")
