@@ -38,13 +38,21 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
         return int(error.code), bytes(error.read())
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float, what: str | Callable[[], str]
+) -> None:
+    """Poll ``condition`` until it holds; on timeout fail naming ``what``.
+
+    Pass ``what`` as a callable when it quotes logs, so the message shows them as they were at
+    the timeout rather than before the wait.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {described}")
 
 
 def frame_jpeg(seq: int) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from shared.transport import free_loopback_port_prefix
-from tests.integration.display_harness import free_port, http_get
+from tests.integration.display_harness import free_port, http_get, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDING = REPO / "recordings" / "demo"
@@ -45,6 +45,14 @@ class Pipeline:
         assert self.process.poll() is None, self.log()[-4000:]
         log = self.log()
         return all(f"success: {p} entered RUNNING state" in log for p in programs)
+
+    def wait_running(self, *programs: str, timeout_s: float) -> None:
+        """Wait until supervisord reports each of ``programs`` RUNNING."""
+        wait_for(
+            lambda: self.running(*programs),
+            timeout_s,
+            lambda: f"{', '.join(programs)} running\n{self.log()[-3000:]}",
+        )
 
     def spawn_count(self, program: str) -> int:
         return len(re.findall(rf"spawned: '{re.escape(program)}' with pid", self.log()))

@@ -47,11 +47,7 @@ def test_a_worker_killed_mid_recording_loses_no_frame_and_duplicates_none(
     total = len(load_recording(RECORDING).frames)
     # At the recording's own 15 fps the run takes ~9 s: long enough to kill a worker midway.
     with running_pipeline(tmp_path, EMOJIFY_CAPTURE_PACE="source") as pipeline:
-        wait_for(
-            lambda: pipeline.running(*PROGRAMS),
-            START_S,
-            f"all programs running\n{pipeline.log()[-3000:]}",
-        )
+        pipeline.wait_running(*PROGRAMS, timeout_s=START_S)
         wait_for(_results_after(pipeline, 0, 30), 120, "30 results")
         victim = pipeline.child_pids()["worker-0"]
         os.kill(victim, signal.SIGKILL)
@@ -85,11 +81,7 @@ def test_each_service_restarted_in_turn_and_workers_stopped_the_pipeline_recover
         EMOJIFY_CAPTURE_LOOP="true",
         EMOJIFY_DISPLAY_MODE="live",
     ) as pipeline:
-        wait_for(
-            lambda: pipeline.running(*PROGRAMS),
-            START_S,
-            f"all programs running\n{pipeline.log()[-3000:]}",
-        )
+        pipeline.wait_running(*PROGRAMS, timeout_s=START_S)
         wait_for(_results_after(pipeline, 0, 10), 120, "the first results")
 
         # Every service serves /metrics and /healthz (a worker once TensorFlow has loaded,
@@ -109,7 +101,9 @@ def test_each_service_restarted_in_turn_and_workers_stopped_the_pipeline_recover
             wait_for(
                 _results_after(pipeline, before, 15),
                 150,
-                f"results after restarting {program}\n{pipeline.log()[-3000:]}",
+                lambda program=program: (
+                    f"results after restarting {program}\n{pipeline.log()[-3000:]}"
+                ),
             )
             # Two workers may answer neighbours out of order, but seq keeps growing.
             fresh = [result["seq"] for result in pipeline.results()[before:]][-10:]

@@ -65,7 +65,7 @@ def test_lossless_recording_gets_one_result_per_frame_with_faces_in_place(
         assert pipeline.process.poll() is None, pipeline.log()[-4000:]
         return pipeline.jsonl_path.exists() and len(read_jsonl(pipeline.jsonl_path)) >= total
 
-    wait_for(all_results, 240, f"{total} results\n{pipeline.log()[-3000:]}")
+    wait_for(all_results, 240, lambda: f"{total} results\n{pipeline.log()[-3000:]}")
     wait_for(lambda: "stream demo complete" in pipeline.log(), 30, "the display's end of stream")
     time.sleep(0.5)  # a duplicate would arrive right behind the last result
     results = read_jsonl(pipeline.jsonl_path)
@@ -101,11 +101,7 @@ def test_lossless_recording_gets_one_result_per_frame_with_faces_in_place(
 
 @pytest.mark.timeout(120)
 def test_stopping_supervisord_leaves_no_process_behind(pipeline: Pipeline) -> None:
-    wait_for(
-        lambda: pipeline.running(*PROGRAMS),
-        90,
-        "all programs running",
-    )
+    pipeline.wait_running(*PROGRAMS, timeout_s=90)
     pids = pipeline.child_pids()
     assert set(pids) == set(PROGRAMS)
     pipeline.process.send_signal(signal.SIGTERM)

@@ -445,12 +445,16 @@ def test_remote_worker_needs_the_right_key_and_frames_cross_encrypted(
         wait_for(
             lambda: len(from_worker("remote-good")) >= 20,
             WORKER_START_S,
-            f"20 results from the worker with the right key over {link.kind}\n{logs()}",
+            lambda: f"20 results from the worker with the right key over {link.kind}\n{logs()}",
         )
 
         # The wrong key: its worker is up (its status page answers) yet gets no frame.
         rogue_url = f"http://{link.worker_status_host}:{worker_ports['remote-rogue']}/"
-        wait_for(lambda: _answers(rogue_url), WORKER_START_S, f"the wrong-key worker up\n{logs()}")
+        wait_for(
+            lambda: _answers(rogue_url),
+            WORKER_START_S,
+            lambda: f"the wrong-key worker up\n{logs()}",
+        )
         good_before = len(from_worker("remote-good"))
         time.sleep(REFUSED_WATCH_S)
         rogue = metrics(rogue_url)

@@ -69,16 +69,12 @@ def test_two_cameras_share_the_workers_and_the_display_shows_both(tmp_path: Path
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for(
-                lambda: pipeline.running("capture", "display", "worker-0"),
-                START_S,
-                "all programs running",
-            )
+            pipeline.wait_running("capture", "display", "worker-0", timeout_s=START_S)
             # While both run, the display shows them side by side.
             wait_for(
                 lambda: metrics(pipeline.http_url).get("streams", 0) == 2,
                 120,
-                f"both streams on the display\n{pipeline.log()[-3000:]}",
+                lambda: f"both streams on the display\n{pipeline.log()[-3000:]}",
             )
             time.sleep(0.3)
             status, body = http_get(pipeline.http_url + "snapshot.jpg")
@@ -88,7 +84,9 @@ def test_two_cameras_share_the_workers_and_the_display_shows_both(tmp_path: Path
                 wait_for(
                     lambda stream=stream: f"stream {stream} complete" in pipeline.log(),
                     180,
-                    f"the display's end of stream {stream}\n{pipeline.log()[-3000:]}",
+                    lambda stream=stream: (
+                        f"the display's end of stream {stream}\n{pipeline.log()[-3000:]}"
+                    ),
                 )
             time.sleep(0.5)  # a duplicate would arrive right behind the last result
             results = read_jsonl(pipeline.jsonl_path)
@@ -136,11 +134,7 @@ def test_a_display_that_reads_slowly_costs_capture_no_memory_and_loses_no_frame_
         EMOJIFY_DISPLAY_MODE="live",
         EMOJIFY_DISPLAY_SINKS="http",
     ) as pipeline:
-        wait_for(
-            lambda: pipeline.running("capture", "display", "worker-0"),
-            START_S,
-            "all programs running",
-        )
+        pipeline.wait_running("capture", "display", "worker-0", timeout_s=START_S)
         wait_for(lambda: metrics(pipeline.http_url).get("results", 0) > 30, 120, "30 results")
         pids = pipeline.child_pids()
         capture_pid, display_pid = pids["capture"], pids["display"]

@@ -122,7 +122,7 @@ def test_camera_host_and_gpu_host_talk_curve(tmp_path: Path) -> None:
             lines = [line for line in jsonl.read_text().splitlines() if line.endswith("}")]
             return len(lines) >= 10
 
-        wait_for(results_arrived, 240, f"10 results through the split layout\n{logs()}")
+        wait_for(results_arrived, 240, lambda: f"10 results through the split layout\n{logs()}")
         first = json.loads(jsonl.read_text().splitlines()[0])
         assert first["worker_id"] == "gpu-box-1-0"
         camera_log = (tmp_path / "camera.out").read_text(errors="replace")
