@@ -29,6 +29,11 @@ class ModelFileError(Exception):
     """A model file or its metadata is missing, unreadable or breaks the contract."""
 
 
+class ModelPairMismatchError(ModelFileError):
+    """The model file's bytes are not those its metadata names: one of the pair was replaced
+    without the other (or a reader caught the pair between its two renames)."""
+
+
 class ModelMetadata(BaseModel):
     """What a worker needs to know about a model file before it loads it."""
 
@@ -179,7 +184,7 @@ def read_metadata(model_path: Path) -> ModelMetadata:
         raise ModelFileError(f"invalid model metadata in {meta_path}: {error}") from error
     actual = sha256_file(model_path)
     if actual != metadata.content_sha256:
-        raise ModelFileError(
+        raise ModelPairMismatchError(
             f"{model_path} does not match its metadata: sha256 {actual[:12]}…, "
             f"metadata says {metadata.content_sha256[:12]}… (half-written or replaced file?)"
         )

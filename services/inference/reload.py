@@ -5,6 +5,11 @@ every ``check_s``). When their state changes, the new pair is loaded in a backgr
 (``EmotionClassifier.load``: metadata, labels, hash, shapes, warm-up), so frames keep flowing
 meanwhile; the next ``poll()`` after it finishes returns the new classifier once. A bad pair is
 refused with a WARNING, counted as ``reload_failed`` and not tried again until its files change.
+
+Training replaces the pair with two renames (model, then metadata), so a check can land between
+them. Two rules keep such a moment from being taken for a bad file: a load during which the
+files changed is dropped and the new state loaded at the next check, and a model that does not
+match its metadata is looked at once more at the next check before it is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.model_file import metadata_path
+from shared.model_file import ModelPairMismatchError, metadata_path
 from shared.runtime import Stats
 
 from .classifier import Classifier
@@ -52,8 +57,12 @@ def start_daemon(work: Callable[[], None]) -> None:
 class _Attempt:
     state: FileState
     done: threading.Event
+    #: The same pair was found mismatched at the check before: a mismatch now is for real.
+    second_look: bool = False
     classifier: Classifier | None = None
     error: BaseException | None = None
+    #: The files changed while they were loading: what was loaded may be half of each.
+    changed: bool = False
 
 
 class ModelReloader:
@@ -82,7 +91,8 @@ class ModelReloader:
         self._state_of = state_of
         self._spawn = spawn
         # The pair as it is now is the one loaded at start (or one we need not try).
-        self._tried: FileState = state_of(path)
+        self._tried: FileState | None = state_of(path)
+        self._mismatched: FileState | None = None
         self._next_check = clock() + check_s
         self._attempt: _Attempt | None = None
 
@@ -103,7 +113,9 @@ class ModelReloader:
             return None
         # Remembered before loading: a pair that fails stays refused until its files change.
         self._tried = state
-        attempt = _Attempt(state=state, done=threading.Event())
+        attempt = _Attempt(
+            state=state, done=threading.Event(), second_look=state == self._mismatched
+        )
         self._attempt = attempt
         log.info("model file %s changed, loading it", self._path)
 
@@ -113,6 +125,7 @@ class ModelReloader:
             except Exception as error:  # reported by poll() on the loop's thread
                 attempt.error = error
             finally:
+                attempt.changed = self._state_of(self._path) != attempt.state
                 attempt.done.set()
 
         self._spawn(work)
@@ -122,6 +135,19 @@ class ModelReloader:
         attempt = self._attempt
         assert attempt is not None
         self._attempt = None
+        if attempt.changed:
+            log.info(
+                "model file %s changed while loading; loading it at the next check", self._path
+            )
+            self._tried = None
+            return None
+        if isinstance(attempt.error, ModelPairMismatchError) and not attempt.second_look:
+            log.info(
+                "%s; looking again at the next check (a write may be under way)", attempt.error
+            )
+            self._mismatched = attempt.state
+            self._tried = None
+            return None
         if attempt.classifier is None:
             self._stats.increment("reload_failed")
             reason = " ".join(str(attempt.error).split()) or type(attempt.error).__name__

@@ -13,7 +13,7 @@ import pytest
 from services.inference.reload import FileState, ModelReloader, file_state
 from shared.image import SizeHW
 from shared.labels import NUM_EMOTIONS
-from shared.model_file import ModelFileError, metadata_path
+from shared.model_file import ModelFileError, ModelPairMismatchError, metadata_path
 from shared.runtime import Stats
 
 PATH = Path("/models/emotion_model.keras")
@@ -164,3 +164,61 @@ def test_file_state_changes_when_either_file_is_replaced(tmp_path: Path) -> None
     replacement.write_text("{ }")
     replacement.replace(metadata_path(model))
     assert file_state(model) != before
+
+
+def test_a_pair_caught_between_its_two_renames_is_refused_once_or_not_at_all(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    stats = Stats()
+    reloader = _reloader(world, stats)
+    # The model is renamed first: the old metadata does not match it.
+    world.replace(ModelPairMismatchError(f"{PATH} does not match its metadata"))
+    world.now += 2.0
+    with caplog.at_level(logging.INFO):
+        assert reloader.poll() is None
+    assert stats.get("reload_failed") == 0
+    assert "looking again at the next check" in caplog.text
+    # Then the metadata: the pair is whole, and good.
+    world.replace("v2")
+    world.now += 2.0
+    new = reloader.poll()
+    assert new is not None and new.version == "v2"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_pair_that_stays_mismatched_is_refused_at_the_second_look(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    stats = Stats()
+    reloader = _reloader(world, stats)
+    world.replace(ModelPairMismatchError(f"{PATH} does not match its metadata"))
+    world.now += 2.0
+    assert reloader.poll() is None
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            world.now += 2.0
+            assert reloader.poll() is None
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "does not match its metadata" in warnings[0].getMessage()
+    assert stats.get("reload_failed") == 1
+    assert len(world.loads) == 2
+
+
+def test_a_load_during_which_the_files_change_is_dropped_and_the_new_pair_loaded(
+    world: World,
+) -> None:
+    stats = Stats()
+    reloader = _reloader(world, stats, spawn=world.pending.append)
+    world.replace(ModelFileError("cannot load model file: half of a new pair"))
+    world.now += 2.0
+    assert reloader.poll() is None
+    world.replace("v2")  # the second rename lands while the first state loads
+    world.pending.pop()()
+    assert reloader.poll() is None
+    assert stats.get("reload_failed") == 0
+    world.now += 2.0
+    assert reloader.poll() is None  # the new pair's load starts
+    world.pending.pop()()
+    new = reloader.poll()
+    assert new is not None and new.version == "v2"
+    assert stats.get("reload_failed") == 0
