@@ -1,6 +1,6 @@
 """The emotion classifier alone: faces per second by batch size, compiled path vs model.predict.
 
-Ours is ``EmotionClassifier.classify`` (one ``tf.function`` traced once for every batch size);
+Ours is ``Classifier.classify`` as the worker runs it on a CPU (the ``.tflite`` on LiteRT);
 the baseline is what most code does, ``model.predict(batch)`` per call on the same model.
 Faces are real crops from the demo recording. TensorFlow uses the GPU by itself when it sees
 one (the JSON's machine.gpus says which). Each (batch size, path) runs ``--seconds``.
@@ -28,8 +28,8 @@ if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import MODEL, bench_parser, load_frames, print_table, write_result
-from services.inference.classifier import EmotionClassifier
-from shared.image import face_gray
+from services.inference.classifier import load_classifier
+from services.inference.framing import Framing, model_crop
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -37,7 +37,7 @@ BATCHES = (1, 2, 4, 8, 16, 32, 64)
 def real_faces(input_hw: tuple[int, int], count: int) -> npt.NDArray[np.uint8]:
     """``count`` face crops (N, H, W, 1) from the recording's ground truth, repeated as needed."""
     crops = [
-        face_gray(frame.frame_bgr, box, input_hw)
+        model_crop(frame.frame_bgr, box, Framing(), input_hw)
         for frame in load_frames()
         for box in frame.faces_xywh
     ]
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from shared.keras_layers import load_model
 
-    classifier = EmotionClassifier.load(args.model)
+    classifier = load_classifier(args.model)
     model = load_model(args.model)
     faces = real_faces(classifier.input_hw, max(batches))
     rows: list[dict[str, Any]] = []

@@ -1,7 +1,7 @@
 """The ``fer`` package's ``FER().detect_emotions`` loop vs ours, on the same recorded frames.
 
 fer is what a user would otherwise pick: OpenCV's Haar cascade plus its quantized 64x64 TFLite
-emotion model (its defaults, ``FER()``). Ours is our detector plus ``EmotionClassifier`` in one
+emotion model (its defaults, ``FER()``). Ours is our detector plus our classifier (LiteRT) in one
 process, frame by frame, all of a frame's faces in one call: decode is left out of both. Each
 runs over the demo recording in a loop for ``--seconds``; the table gives frames per second and
 the ratio ours / fer.
@@ -78,17 +78,20 @@ def fer_only(seconds: float) -> dict[str, Any]:
 def ours(detector_name: str, seconds: float) -> dict[str, Any]:
     """Our detector and classifier, in this process, on the same frames."""
     sys.path.insert(0, str(ROOT))
-    from services.inference.classifier import EmotionClassifier
+    from services.inference.classifier import load_classifier
     from services.inference.detect import make_detector
-    from shared.image import face_gray
+    from services.inference.framing import framing_for, model_crop
 
-    classifier = EmotionClassifier.load(ROOT / "models" / "emotion_model.keras")
+    classifier = load_classifier(ROOT / "models" / "emotion_model.keras")
     detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
 
     def step(frame: Any) -> int:
         boxes = detector.detect(frame)
         if boxes:
-            faces = np.stack([face_gray(frame, box, classifier.input_hw) for box in boxes])
+            framing = framing_for(detector_name)
+            faces = np.stack(
+                [model_crop(frame, box, framing, classifier.input_hw) for box in boxes]
+            )
             classifier.classify(faces[..., np.newaxis])
         return len(boxes)
 

@@ -1,9 +1,10 @@
 """Time per stage of one frame on the demo recording: decode, detect, crop, classify, encode.
 
 decode: the worker's ``decode_jpeg`` of the capture's JPEG; detect: the chosen detector on the
-640x480 frame; crop: ``face_gray`` of every face found; classify: one ``classify`` call with
-the frame's faces; encode: ``encode_jpeg`` of the 640x480 frame (what capture does per frame,
-and the display per frame it serves). Runs the recording in a loop for ``--seconds``.
+640x480 frame; crop: ``model_crop`` of every face found (the worker's framing); classify: one
+``classify`` call with the frame's faces; encode: ``encode_jpeg`` of the 640x480 frame (what
+capture does per frame, and the display per frame it serves). Runs the recording in a loop
+for ``--seconds``.
 
     .venv/bin/python -m bench.stages [--detectors haar,blazeface] [--seconds 10]
         [--out var/bench/stages.json]
@@ -34,21 +35,23 @@ from bench.common import (
     print_table,
     write_result,
 )
-from services.inference.classifier import EmotionClassifier
+from services.inference.classifier import Classifier, load_classifier
 from services.inference.detect import make_detector
-from shared.image import decode_jpeg, encode_jpeg, face_gray
+from services.inference.framing import framing_for, model_crop
+from shared.image import decode_jpeg, encode_jpeg
 
 STAGES = ("decode", "detect", "crop", "classify", "encode")
 
 
 def measure(
     detector_name: str,
-    classifier: EmotionClassifier,
+    classifier: Classifier,
     frames: Sequence[RecordedFrame],
     seconds: float,
 ) -> dict[str, Any]:
     """Seconds per stage per frame for one detector, over the looped recording."""
     detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    framing = framing_for(detector_name)
     detector.detect(frames[0].frame_bgr)
     spent: dict[str, list[float]] = {stage: [] for stage in STAGES}
     faces_seen = 0
@@ -62,7 +65,7 @@ def measure(
         t1 = time.perf_counter()
         boxes = detector.detect(frame_bgr)
         t2 = time.perf_counter()
-        crops = [face_gray(frame_bgr, box, classifier.input_hw) for box in boxes]
+        crops = [model_crop(frame_bgr, box, framing, classifier.input_hw) for box in boxes]
         faces = (
             np.stack(crops)[..., np.newaxis]
             if crops
@@ -96,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per detector")
     parser.add_argument("--model", type=Path, default=MODEL)
     args = parser.parse_args(argv)
-    classifier = EmotionClassifier.load(args.model)
+    classifier = load_classifier(args.model)
     frames = load_frames()
     results = [measure(n, classifier, frames, args.seconds) for n in args.detectors.split(",")]
     rows = []

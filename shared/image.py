@@ -15,12 +15,10 @@ __all__ = [
     "SizeHW",
     "SizeWH",
     "clip_box_xywh",
-    "crop_xywh",
     "decode_jpeg",
     "draw_box_label",
     "encode_jpeg",
     "expand_box_xywh",
-    "face_gray",
     "iou_xywh",
     "jpeg_size_wh",
     "overlay_rgba",
@@ -152,31 +150,6 @@ def expand_box_xywh(box_xywh: BoxXYWH, margin: float, size_wh: SizeWH) -> BoxXYW
     if clipped is None:
         raise ImageError(f"box {box_xywh} lies outside an image of size_wh={tuple(size_wh)}")
     return clipped
-
-
-def crop_xywh(image: ImageU8, box_xywh: BoxXYWH) -> ImageU8:
-    """A copy of the box's pixels, clipped to the image; ImageError when nothing is inside."""
-    height, width = image.shape[:2]
-    clipped = clip_box_xywh(box_xywh, (width, height))
-    if clipped is None:
-        raise ImageError(f"box {box_xywh} lies outside an image of size_wh={(width, height)}")
-    x, y, w, h = clipped
-    return image[y : y + h, x : x + w].copy()
-
-
-def face_gray(
-    frame_bgr: ImageU8, box_xywh: BoxXYWH, size_hw: SizeHW, margin: float = 0.0
-) -> ImageU8:
-    """The face in ``box_xywh`` as a grayscale uint8 image of ``size_hw``, ready for the model."""
-    height, width = frame_bgr.shape[:2]
-    box = expand_box_xywh(box_xywh, margin, (width, height))
-    gray = to_gray(crop_xywh(frame_bgr, box))
-    out_h, out_w = int(size_hw[0]), int(size_hw[1])
-    if out_h <= 0 or out_w <= 0:
-        raise ImageError(f"size_hw: expected positive sides, found {size_hw}")
-    return np.asarray(
-        cv2.resize(gray, (out_w, out_h), interpolation=cv2.INTER_AREA), dtype=np.uint8
-    )
 
 
 def resize_to_fit(image: ImageU8, max_wh: SizeWH) -> ImageU8:

@@ -1,10 +1,11 @@
 """The model-file contract between training and the workers: metadata, hashing, atomic writes.
 
-A model is two files side by side: ``<name>.keras`` (a Keras 3 model taking uint8 grayscale
-faces of ``input_hw`` and returning the probabilities in ``labels`` order, all preprocessing
-inside) and ``<name>.json`` (``ModelMetadata``). Both are written through a temporary file and
-an atomic rename; the metadata carries the model file's SHA-256, so a reader that catches the
-pair between the two renames sees a mismatch and refuses instead of loading half a model.
+A model is files side by side: ``<name>.keras`` (a Keras 3 model taking uint8 grayscale faces
+of ``input_hw`` and returning the probabilities in ``labels`` order, all preprocessing inside),
+``<name>.tflite`` (the same model converted for LiteRT, which CPU workers run without
+TensorFlow) and ``<name>.json`` (``ModelMetadata``). Each is written through a temporary file
+and an atomic rename, the metadata last; it carries the SHA-256 of both model files, so a
+reader that catches the set between two renames sees a mismatch instead of loading half a model.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class ModelMetadata(BaseModel):
     training_seconds: float = Field(ge=0)
     created_at: str
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    tflite_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    tflite_weights: Literal["float32", "float16"] | None = None
 
     @field_validator("labels")
     @classmethod
@@ -78,6 +81,11 @@ class ModelMetadata(BaseModel):
 def metadata_path(model_path: Path) -> Path:
     """The metadata file that belongs to ``model_path``."""
     return model_path.with_suffix(".json")
+
+
+def tflite_path(model_path: Path) -> Path:
+    """The LiteRT file that belongs to ``model_path``."""
+    return model_path.with_suffix(".tflite")
 
 
 def sha256_file(path: Path) -> str:
@@ -137,11 +145,13 @@ def write_model_files(
     model_path: Path,
     save_model: Callable[[Path], None],
     metadata_without_hash: dict[str, object],
+    tflite: tuple[bytes, Literal["float32", "float16"]] | None = None,
 ) -> ModelMetadata:
-    """Write a model and its metadata atomically; return the metadata as written.
+    """Write a model, its LiteRT form (when given, with its weights' type) and its metadata
+    atomically, the metadata last; return the metadata as written.
 
     ``save_model`` writes the model to the path it is given (``model.save``). The metadata gets
-    the content hash of exactly the bytes that end up at ``model_path``.
+    the content hash of exactly the bytes that end up at ``model_path`` and its ``.tflite``.
     """
     digest: dict[str, str] = {}
 
@@ -157,13 +167,39 @@ def write_model_files(
         raise ModelFileError(f"refusing to write invalid metadata: {error}") from error
     write_atomic(model_path, save_and_hash, suffix=model_path.suffix)
     metadata = metadata.model_copy(update={"content_sha256": digest["sha256"]})
+    if tflite is not None:
+        return write_tflite(model_path, tflite[0], metadata, tflite[1])
+    write_metadata(model_path, metadata)
+    return metadata
+
+
+def write_tflite(
+    model_path: Path,
+    content: bytes,
+    metadata: ModelMetadata,
+    weights: Literal["float32", "float16"],
+) -> ModelMetadata:
+    """Write the LiteRT form of ``model_path``, then its metadata naming it; return that."""
+
+    def write_content(tmp: Path) -> None:
+        tmp.write_bytes(content)
+
+    write_atomic(tflite_path(model_path), write_content, suffix=".tflite")
+    updated = metadata.model_copy(
+        update={"tflite_sha256": hashlib.sha256(content).hexdigest(), "tflite_weights": weights}
+    )
+    write_metadata(model_path, updated)
+    return updated
+
+
+def write_metadata(model_path: Path, metadata: ModelMetadata) -> None:
+    """Write ``metadata`` atomically beside ``model_path``."""
     text = metadata.model_dump_json(indent=2) + "\n"
 
-    def write_metadata(tmp: Path) -> None:
+    def write_text(tmp: Path) -> None:
         tmp.write_text(text)
 
-    write_atomic(metadata_path(model_path), write_metadata, suffix=".json")
-    return metadata
+    write_atomic(metadata_path(model_path), write_text, suffix=".json")
 
 
 def read_metadata(model_path: Path) -> ModelMetadata:
@@ -171,21 +207,53 @@ def read_metadata(model_path: Path) -> ModelMetadata:
 
     Raises ``ModelFileError`` naming the path and what is wrong.
     """
-    meta_path = metadata_path(model_path)
     if not model_path.is_file():
         raise ModelFileError(f"model file not found: {model_path}")
+    metadata = _read_metadata_file(model_path)
+    _check_hash(model_path, sha256_file(model_path), metadata.content_sha256)
+    return metadata
+
+
+def read_tflite(model_path: Path) -> tuple[ModelMetadata, bytes]:
+    """The metadata of ``model_path`` and its LiteRT file's bytes, checked against each other.
+
+    Needs only the ``.tflite`` and the ``.json`` (a CPU host need not hold the ``.keras``).
+    Raises ``ModelFileError`` naming the path and what is wrong.
+    """
+    path = tflite_path(model_path)
+    if not path.is_file() and not model_path.is_file():
+        raise ModelFileError(f"model file not found: {model_path} (nor its {path.name})")
+    if not path.is_file():
+        raise ModelFileError(
+            f"model file not found: {path} (write it with: python -m training.export "
+            f"--model {model_path})"
+        )
+    metadata = _read_metadata_file(model_path)
+    if metadata.tflite_sha256 is None:
+        raise ModelPairMismatchError(
+            f"{metadata_path(model_path)} names no .tflite file (write it with: "
+            f"python -m training.export --model {model_path})"
+        )
+    content = path.read_bytes()
+    _check_hash(path, hashlib.sha256(content).hexdigest(), metadata.tflite_sha256)
+    return metadata, content
+
+
+def _read_metadata_file(model_path: Path) -> ModelMetadata:
+    meta_path = metadata_path(model_path)
     if not meta_path.is_file():
         raise ModelFileError(
             f"model metadata not found: {meta_path} (expected beside {model_path})"
         )
     try:
-        metadata = ModelMetadata.model_validate_json(meta_path.read_bytes())
+        return ModelMetadata.model_validate_json(meta_path.read_bytes())
     except ValidationError as error:
         raise ModelFileError(f"invalid model metadata in {meta_path}: {error}") from error
-    actual = sha256_file(model_path)
-    if actual != metadata.content_sha256:
+
+
+def _check_hash(path: Path, actual: str, expected: str) -> None:
+    if actual != expected:
         raise ModelPairMismatchError(
-            f"{model_path} does not match its metadata: sha256 {actual[:12]}…, "
-            f"metadata says {metadata.content_sha256[:12]}… (half-written or replaced file?)"
+            f"{path} does not match its metadata: sha256 {actual[:12]}…, "
+            f"metadata says {expected[:12]}… (half-written or replaced file?)"
         )
-    return metadata

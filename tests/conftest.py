@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,10 +44,21 @@ def build_tiny_model(input_hw: tuple[int, int] = (48, 48), seed: int = 0) -> Any
 
 
 def write_tiny_model(model_path: Path, seed: int = 0) -> Path:
-    """A real model file and its metadata at ``model_path`` (``.keras``), as training writes."""
+    """A real model file, its ``.tflite`` and its metadata at ``model_path`` (``.keras``), as
+    training writes them."""
+    from training.export import tflite_bytes
+
     model = build_tiny_model(seed=seed)
-    write_model_files(model_path, model.save, dict(TINY_METADATA))
+    tflite = (tflite_bytes(model, "float32"), "float32")
+    write_model_files(model_path, model.save, dict(TINY_METADATA), tflite=tflite)
     return model_path
+
+
+def copy_model(source: Path, target: Path) -> Path:
+    """Copy a model file with its ``.tflite`` and metadata to ``target`` (a ``.keras`` path)."""
+    for suffix in (".keras", ".tflite", ".json"):
+        shutil.copy(source.with_suffix(suffix), target.with_suffix(suffix))
+    return target
 
 
 @pytest.fixture(scope="session")

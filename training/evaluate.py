@@ -123,7 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
-    parser.add_argument("--model", type=Path, default=Path("models/emotion_model.keras"))
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=Path("models/emotion_model.keras"),
+        help="a .keras file (run by Keras) or its .tflite (run by LiteRT, as CPU workers do)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="class-folder root or fer2013.csv")
     parser.add_argument("--split", choices=("train", "test", "private"), default="test")
     parser.add_argument(
@@ -133,18 +138,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the report here (default: runs/eval-<model>-<split>)",
     )
     args = parser.parse_args(argv)
-    from shared.keras_layers import load_model
-    from shared.model_file import read_metadata
-
-    metadata = read_metadata(args.model)
-    model = load_model(args.model)
     examples = load_split(args.data, args.split)
-    probabilities = predict_probabilities(model, examples.images)
-    report_dir = args.report_dir or Path("runs") / f"eval-{args.model.stem}-{args.split}"
+    if args.model.suffix == ".tflite":
+        from services.inference.litert import LiteRtClassifier
+
+        classifier = LiteRtClassifier.load(args.model.with_suffix(".keras"))
+        version = f"{classifier.version} (.tflite)"
+        probabilities = np.concatenate(
+            [
+                classifier.classify(examples.images[i : i + 256])
+                for i in range(0, len(examples), 256)
+            ]
+        )
+    else:
+        from shared.keras_layers import load_model
+        from shared.model_file import read_metadata
+
+        version = read_metadata(args.model).version
+        probabilities = predict_probabilities(load_model(args.model), examples.images)
+    name = args.model.name.replace(".", "-")
+    report_dir = args.report_dir or Path("runs") / f"eval-{name}-{args.split}"
     metrics = write_report(report_dir, examples.labels, probabilities)
     log.info(
         "%s on %s (%d faces): accuracy %.4f, disgust recall %.3f; report in %s",
-        metadata.version,
+        version,
         examples.source,
         len(examples),
         metrics["accuracy"],

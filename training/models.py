@@ -13,21 +13,25 @@ from shared.labels import NUM_EMOTIONS
 Builder = Callable[[tuple[int, int], int], keras.Model]
 
 
-def augmentation(crop_hw: tuple[int, int], erasing: float = 0.0) -> list[keras.layers.Layer]:
+def augmentation(
+    crop_hw: tuple[int, int], erasing: float = 0.0, geometric: bool = True
+) -> list[keras.layers.Layer]:
     """Training-only jitter, then the fixed centre crop that training and serving share, then
     (optionally) random erasing of a patch in half of the faces.
 
     The random layers are identities at inference, so serving sees exactly the centre crop
-    (a random crop in training, because the shift comes before it).
+    (a random crop in training, because the shift comes before it). ``geometric=False`` keeps
+    only the mirror, for faces already jittered outside the model (``training.augment``).
     """
-    layers = [
-        keras.layers.RandomFlip("horizontal"),
-        keras.layers.RandomRotation(0.04, fill_mode="reflect"),
-        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect"),
-        keras.layers.RandomTranslation(0.09, 0.09, fill_mode="reflect"),
-        keras.layers.RandomContrast(0.2),
-        keras.layers.CenterCrop(*crop_hw),
-    ]
+    layers: list[keras.layers.Layer] = [keras.layers.RandomFlip("horizontal")]
+    if geometric:
+        layers += [
+            keras.layers.RandomRotation(0.04, fill_mode="reflect"),
+            keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect"),
+            keras.layers.RandomTranslation(0.09, 0.09, fill_mode="reflect"),
+            keras.layers.RandomContrast(0.2),
+        ]
+    layers.append(keras.layers.CenterCrop(*crop_hw))
     if erasing:
         # A probability range (p, p) erases exactly a share p of the faces; a single float
         # would draw that share from [0, p].
@@ -47,12 +51,13 @@ def build_vgg(
     crop_hw: tuple[int, int] = (40, 40),
     dropout: float = 0.3,
     erasing: float = 0.0,
+    geometric: bool = True,
     name: str = "vgg",
 ) -> keras.Model:
     """Our default: four VGG blocks (two 3x3 conv + BN + ReLU, max-pool), global-average head."""
     inputs = keras.Input((*input_hw, 1), dtype="uint8", name="face_gray")
     x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    for layer in augmentation(crop_hw, erasing):
+    for layer in augmentation(crop_hw, erasing, geometric):
         x = layer(x)
     for width in widths:
         for _ in range(2):
@@ -100,7 +105,14 @@ def build_vgg_erasing(input_hw: tuple[int, int], num_classes: int) -> keras.Mode
     return build_vgg(input_hw, num_classes, erasing=0.5, name="vgg_erasing")
 
 
+def build_vgg_student(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
+    """The default network as a distillation student (``training.distill``): its faces come
+    jittered from outside (framing and camera), so inside it only mirrors them and erases."""
+    return build_vgg(input_hw, num_classes, erasing=0.25, geometric=False, name="vgg_student")
+
+
 ARCHITECTURES: dict[str, Builder] = {
+    "vgg-student": build_vgg_student,
     "vgg": build_vgg,
     "vgg-erasing": build_vgg_erasing,
     "vgg-small": build_vgg_small,

@@ -378,6 +378,8 @@ def export_best(
         model.save(path)
         deflate_archive(path)
 
+    from training.export import DEFAULT_WEIGHTS, tflite_bytes
+
     metadata = write_model_files(
         output,
         save,
@@ -397,6 +399,7 @@ def export_best(
             ),
             "created_at": utc_now_iso(),
         },
+        tflite=(tflite_bytes(model, DEFAULT_WEIGHTS), DEFAULT_WEIGHTS),
     )
     log.info(
         "wrote %s (%s): accuracy %.4f, disgust recall %.3f",

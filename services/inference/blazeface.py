@@ -1,4 +1,5 @@
-"""MediaPipe's BlazeFace face detector, run with TensorFlow's TFLite interpreter (no mediapipe).
+"""MediaPipe's BlazeFace face detector, run on LiteRT (``ai-edge-litert``; no mediapipe, no
+TensorFlow).
 
 The ``.tflite`` files come from the mediapipe wheel (``scripts/extract_blazeface.py``; licence
 and sha256 in ``assets/blazeface/``). The frame is letterboxed to the model input, the SSD
@@ -9,9 +10,7 @@ gives, which the tracker, the crop margin and the model's training all assume.
 
 from __future__ import annotations
 
-import os
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -37,8 +36,9 @@ __all__ = [
     "ASSETS",
     "BlazeFaceDetector",
     "Letterbox",
-    "boxes_to_frame_xywh",
     "letterbox_rgb",
+    "tile_regions",
+    "to_frame_xyxy",
 ]
 
 ASSETS: Final = Path(__file__).resolve().parent / "assets" / "blazeface"
@@ -53,6 +53,8 @@ SPECS: Final = {"short": SHORT_RANGE, "full": FULL_RANGE}
 #: (short: 0.87, full: 0.84, against 0.71 and 0.70 for the raw box); see docs/benchmarks.md.
 BOX_FIT: Final = {"short": (1.05, -0.14), "full": (1.0, -0.10)}
 NMS_IOU: Final = 0.3
+#: Largest face, as a share of a tile's side, that a tile may report.
+TILE_MAX_FACE: Final = 0.4
 
 
 @dataclass(frozen=True)
@@ -77,39 +79,40 @@ def letterbox_rgb(frame_bgr: ImageU8, size: int) -> tuple[npt.NDArray[np.float32
     return tensor, Letterbox(scale, pad_x, pad_y)
 
 
-def boxes_to_frame_xywh(
+def to_frame_xyxy(
     boxes_xyxy: npt.NDArray[np.float32],
     letterbox: Letterbox,
     input_size: int,
-    size_wh: tuple[int, int],
-    *,
-    box_scale: float = 1.0,
-    shift_y: float = 0.0,
-) -> list[BoxXYWH]:
-    """Normalised model-input boxes -> square frame-pixel boxes, grown and clipped to the frame."""
-    boxes: list[BoxXYWH] = []
-    for x0, y0, x1, y1 in np.asarray(boxes_xyxy, dtype=np.float64).tolist():
-        fx0 = (x0 * input_size - letterbox.pad_x) / letterbox.scale
-        fy0 = (y0 * input_size - letterbox.pad_y) / letterbox.scale
-        fx1 = (x1 * input_size - letterbox.pad_x) / letterbox.scale
-        fy1 = (y1 * input_size - letterbox.pad_y) / letterbox.scale
-        box = square_box_xywh((fx0, fy0, fx1 - fx0, fy1 - fy0), box_scale, shift_y, size_wh)
-        if box is not None:
-            boxes.append(box)
-    return boxes
+    offset_xy: tuple[int, int] = (0, 0),
+) -> npt.NDArray[np.float32]:
+    """Normalised model-input boxes (K, 4) -> pixel xyxy in the frame whose region at
+    ``offset_xy`` was letterboxed."""
+    pads = np.array([letterbox.pad_x, letterbox.pad_y] * 2, np.float32)
+    offset = np.array(list(offset_xy) * 2, np.float32)
+    pixels = (np.asarray(boxes_xyxy, np.float32) * input_size - pads) / letterbox.scale
+    return (pixels + offset).astype(np.float32)
+
+
+def tile_regions(
+    width: int, height: int, fraction: float = 2 / 3
+) -> list[tuple[int, int, int, int]]:
+    """Overlapping square tiles, each two thirds of the frame's short side, that cover it with
+    half a tile of overlap: small faces come to the model at 1.5 times the full frame's scale
+    and more (a 60 px face in a 640x480 frame is 24 px of the 128 px input instead of 12)."""
+    side = max(1, round(fraction * min(width, height)))
+    stride = max(1, side // 2)
+
+    def starts(extent: int) -> list[int]:
+        count = max(1, -(-(extent - side) // stride) + 1)
+        return sorted({round(i * (extent - side) / max(count - 1, 1)) for i in range(count)})
+
+    return [(x, y, side, side) for y in starts(height) for x in starts(width)]
 
 
 def _interpreter(path: Path, threads: int) -> Any:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
 
-    with warnings.catch_warnings():
-        # TF 2.20+ warns that tf.lite.Interpreter moves to ai_edge_litert; it still works, and
-        # one more runtime dependency is not worth it for a 0.2 MB model.
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(
-            model_path=str(path), num_threads=threads if threads > 0 else None
-        )
+    interpreter = Interpreter(model_path=str(path), num_threads=threads if threads > 0 else None)
     interpreter.allocate_tensors()
     return interpreter
 
@@ -120,10 +123,12 @@ class BlazeFaceDetector:
     def __init__(
         self,
         variant: Literal["short", "full"] = "short",
+        *,
         min_face_px: int = 40,
         min_score: float | None = None,
         threads: int = 0,
         model_path: Path | None = None,
+        tiled: bool = False,
     ) -> None:
         path = model_path or ASSETS / MODEL_FILES[variant]
         if not path.is_file():
@@ -141,6 +146,7 @@ class BlazeFaceDetector:
         self._anchors = anchors_cxcy(self._spec)
         self._min_score = self._spec.min_score if min_score is None else min_score
         self._min_face_px = min_face_px
+        self._tiled = tiled
         (self._input,) = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         # Regressors (1, A, 16) and classificators (1, A, 1); tell them apart by shape.
@@ -159,8 +165,33 @@ class BlazeFaceDetector:
 
     def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]:
         height, width = frame_bgr.shape[:2]
+        regions = [(0, 0, width, height), *(tile_regions(width, height) if self._tiled else [])]
+        found = [self._detect_region(frame_bgr, region, (width, height)) for region in regions]
+        boxes = np.concatenate([b for b, _ in found]) if found else np.zeros((0, 4), np.float32)
+        scores = np.concatenate([s for _, s in found]) if found else np.zeros((0,), np.float32)
+        if not len(boxes):
+            return []
+        merged, _ = weighted_nms_xyxy(boxes, scores, NMS_IOU)
+        scale, shift_y = self._box_fit
+        squares = (
+            square_box_xywh((x0, y0, x1 - x0, y1 - y0), scale, shift_y, (width, height))
+            for x0, y0, x1, y1 in merged.astype(np.float64).tolist()
+        )
+        return [b for b in squares if b is not None and min(b[2], b[3]) >= self._min_face_px]
+
+    def _detect_region(
+        self, frame_bgr: ImageU8, region: tuple[int, int, int, int], frame_wh: tuple[int, int]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Boxes (K, 4) as frame-pixel xyxy and their scores, found in one region of the frame.
+
+        In a tile (a region smaller than the frame), a box that reaches a side that is not a
+        side of the frame is dropped (a face cut by the tile, which a neighbouring tile or the
+        whole frame sees whole), and so is a box larger than ``TILE_MAX_FACE`` of the tile (the
+        whole frame sees such a face at a scale the model knows; in a tile they were false).
+        """
+        x, y, w, h = region
         size = self._spec.input_size
-        tensor, letterbox = letterbox_rgb(frame_bgr, size)
+        tensor, letterbox = letterbox_rgb(frame_bgr[y : y + h, x : x + w], size)
         with self._lock:
             self._interpreter.set_tensor(self._input["index"], tensor[np.newaxis])
             self._interpreter.invoke()
@@ -169,11 +200,19 @@ class BlazeFaceDetector:
         scores = sigmoid_scores(raw_scores)
         keep = scores >= self._min_score
         if not keep.any():
-            return []
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
         boxes = decode_boxes_xyxy(raw_boxes[keep], self._anchors[keep], self._spec.box_scale)
-        merged, _ = weighted_nms_xyxy(boxes, scores[keep], NMS_IOU)
-        scale, shift_y = self._box_fit
-        found = boxes_to_frame_xywh(
-            merged, letterbox, size, (width, height), box_scale=scale, shift_y=shift_y
+        pixels = to_frame_xyxy(boxes, letterbox, size, (x, y))
+        width, height = frame_wh
+        if (w, h) == (width, height):
+            return pixels, scores[keep]
+        margin = 0.02 * max(w, h)
+        sides = np.maximum(pixels[:, 2] - pixels[:, 0], pixels[:, 3] - pixels[:, 1])
+        whole = (
+            ((pixels[:, 0] > x + margin) | (x == 0))
+            & ((pixels[:, 1] > y + margin) | (y == 0))
+            & ((pixels[:, 2] < x + w - margin) | (x + w >= width))
+            & ((pixels[:, 3] < y + h - margin) | (y + h >= height))
+            & (sides <= TILE_MAX_FACE * max(w, h))
         )
-        return [box for box in found if min(box[2], box[3]) >= self._min_face_px]
+        return pixels[whole].astype(np.float32), scores[keep][whole]

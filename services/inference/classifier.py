@@ -1,13 +1,16 @@
-"""The emotion classifier: a validated model file run through TensorFlow Lite or a compiled
-TensorFlow function."""
+"""The emotion classifier: what the worker needs of one (``Classifier``), the TensorFlow one
+(``KerasClassifier``: the ``.keras`` file as a compiled function, for GPUs), and the choice
+between it and LiteRT (``services.inference.litert``), which a CPU worker uses without ever
+importing TensorFlow."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -16,14 +19,24 @@ from shared.image import SizeHW
 from shared.labels import EMOTIONS, NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata, read_metadata
 
-__all__ = ["Classifier", "EmotionClassifier", "Probabilities"]
+__all__ = [
+    "Classifier",
+    "KerasClassifier",
+    "Probabilities",
+    "Runtime",
+    "choose_runtime",
+    "load_classifier",
+]
 
 log = logging.getLogger(__name__)
 
 Probabilities = npt.NDArray[np.float32]
-#: tflite: converted at load, run by TensorFlow Lite (XNNPACK; fastest on a CPU); tensorflow: a
-#: tf.function with a fixed signature (what runs on a GPU, where tflite is never used).
-Runtime = Literal["tflite", "tensorflow"]
+#: litert: the ``.tflite`` file on LiteRT (XNNPACK; fastest on a CPU, no TensorFlow);
+#: tensorflow: the ``.keras`` file as a tf.function (what runs on a GPU); auto: tensorflow where
+#: an NVIDIA GPU and TensorFlow are both present, else litert.
+Runtime = Literal["auto", "litert", "tensorflow"]
+#: Where the NVIDIA driver lists the GPUs it sees (one folder per GPU).
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 #: Batch sizes run once at load so the first real frame does not pay for tracing and allocation.
 WARMUP_BATCHES = (1, 4)
 
@@ -38,6 +51,51 @@ class Classifier(Protocol):
     def input_hw(self) -> SizeHW: ...
 
     def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities: ...
+
+
+def choose_runtime(runtime: Runtime) -> Literal["litert", "tensorflow"]:
+    """The runtime ``auto`` stands for here, without importing TensorFlow to find out."""
+    if runtime != "auto":
+        return runtime
+    has_gpu = NVIDIA_GPUS.is_dir() and any(NVIDIA_GPUS.iterdir())
+    has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+    return "tensorflow" if has_gpu and has_tensorflow else "litert"
+
+
+def load_classifier(path: Path, runtime: Runtime = "auto", threads: int = 0) -> Classifier:
+    """The model at ``path`` on ``runtime``; raises ModelFileError naming what is wrong."""
+    if choose_runtime(runtime) == "tensorflow":
+        return KerasClassifier.load(path, threads)
+    from .litert import LiteRtClassifier
+
+    return LiteRtClassifier.load(path, threads)
+
+
+def validate_faces(faces_gray: npt.NDArray[np.uint8], input_hw: SizeHW) -> None:
+    """Refuse anything but uint8 faces (N, H, W, 1) of the model's input size."""
+    height, width = input_hw
+    if faces_gray.dtype != np.uint8 or faces_gray.shape[1:] != (height, width, 1):
+        raise ValueError(
+            f"faces_gray: expected uint8 (N, {height}, {width}, 1), "
+            f"found {faces_gray.dtype} {faces_gray.shape}"
+        )
+
+
+def empty_probabilities() -> Probabilities:
+    return np.zeros((0, NUM_EMOTIONS), dtype=np.float32)
+
+
+def check_warm_up(classifier: Classifier, path: Path) -> None:
+    """Run each of ``WARMUP_BATCHES`` once, so the first real frame pays no set-up, and check
+    the outputs are probabilities of the right shape."""
+    height, width = classifier.input_hw
+    for batch in WARMUP_BATCHES:
+        warm = classifier.classify(np.zeros((batch, height, width, 1), dtype=np.uint8))
+        if warm.shape != (batch, NUM_EMOTIONS) or not np.all(np.isfinite(warm)):
+            raise ModelFileError(
+                f"{path}: warm-up gave {warm.shape} outputs with non-finite values or of "
+                f"the wrong shape; expected ({batch}, {NUM_EMOTIONS}) probabilities"
+            )
 
 
 def configure_threads(tf_threads: int) -> None:
@@ -60,20 +118,14 @@ def compute_device() -> str:
     return ", ".join(gpu.name for gpu in gpus) if gpus else f"CPU ({os.cpu_count()} cores)"
 
 
-class EmotionClassifier:
-    """Holds one loaded model; ``classify`` takes all faces of a frame (or several) at once."""
+class KerasClassifier:
+    """The ``.keras`` file as a compiled TensorFlow function; ``classify`` takes all faces of a
+    frame (or several) at once."""
 
-    def __init__(
-        self,
-        model: Any,
-        metadata: ModelMetadata,
-        path: Path,
-        runtime: Runtime = "tensorflow",
-        tf_threads: int = 0,
-    ) -> None:
+    runtime: Final = "tensorflow"
+
+    def __init__(self, model: Any, metadata: ModelMetadata, path: Path) -> None:
         import tensorflow as tf
-
-        from .tflite_runner import TfliteRunner
 
         self._model = model
         self._metadata = metadata
@@ -85,25 +137,13 @@ class EmotionClassifier:
             return model(faces, training=False)
 
         # One trace for every batch size: the signature fixes everything but N.
-        compiled = tf.function(predict, input_signature=signature, reduce_retracing=True)
-        self._predict: Callable[[Any], Any] = compiled
-        self.runtime: Runtime = "tensorflow"
-        if runtime == "tflite" and not tf.config.list_physical_devices("GPU"):
-            runner = TfliteRunner(compiled.get_concrete_function(), tf_threads)
-            self._predict = runner.run
-            self.runtime = "tflite"
-        for batch in WARMUP_BATCHES:
-            warm = self.classify(np.zeros((batch, height, width, 1), dtype=np.uint8))
-            if warm.shape != (batch, NUM_EMOTIONS) or not np.all(np.isfinite(warm)):
-                raise ModelFileError(
-                    f"{path}: warm-up gave {warm.shape} outputs with non-finite values or of "
-                    f"the wrong shape; expected ({batch}, {NUM_EMOTIONS}) probabilities"
-                )
+        self._predict: Callable[[Any], Any] = tf.function(
+            predict, input_signature=signature, reduce_retracing=True
+        )
+        check_warm_up(self, path)
 
     @classmethod
-    def load(
-        cls, path: Path, tf_threads: int = 0, runtime: Runtime = "tflite"
-    ) -> EmotionClassifier:
+    def load(cls, path: Path, tf_threads: int = 0) -> KerasClassifier:
         """Validate the metadata, load the model, check its shapes, compile and warm up.
 
         Raises ModelFileError naming the path when any of that fails.
@@ -126,7 +166,7 @@ class EmotionClassifier:
             ) from error
         _check_shapes(model, metadata, path)
         try:
-            classifier = cls(model, metadata, path, runtime, tf_threads)
+            classifier = cls(model, metadata, path)
         except ModelFileError:
             raise
         except Exception as error:
@@ -134,13 +174,12 @@ class EmotionClassifier:
                 f"model file {path} failed its warm-up run: {type(error).__name__}: {error}"
             ) from error
         log.info(
-            "model %s loaded from %s (input %dx%d gray uint8, %s) on %s through %s",
+            "model %s loaded from %s (input %dx%d gray uint8, %s) on %s through TensorFlow",
             classifier.version,
             path,
             *metadata.input_hw,
             metadata.preprocessing,
             compute_device(),
-            classifier.runtime,
         )
         return classifier
 
@@ -162,14 +201,9 @@ class EmotionClassifier:
 
     def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
         """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1)."""
-        height, width = self._metadata.input_hw
-        if faces_gray.dtype != np.uint8 or faces_gray.shape[1:] != (height, width, 1):
-            raise ValueError(
-                f"faces_gray: expected uint8 (N, {height}, {width}, 1), "
-                f"found {faces_gray.dtype} {faces_gray.shape}"
-            )
+        validate_faces(faces_gray, self.input_hw)
         if faces_gray.shape[0] == 0:
-            return np.zeros((0, NUM_EMOTIONS), dtype=np.float32)
+            return empty_probabilities()
         output = self._predict(np.ascontiguousarray(faces_gray))
         return np.asarray(output, dtype=np.float32)
 

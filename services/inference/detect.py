@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal, Protocol, get_args
+from typing import Final, Protocol, get_args
 
 import cv2
 import numpy as np
@@ -138,8 +138,11 @@ def make_detector(
     if name in ("blazeface", "blazeface_full"):
         from .blazeface import BlazeFaceDetector
 
-        variant: Literal["short", "full"] = "short" if name == "blazeface" else "full"
-        return BlazeFaceDetector(variant, min_face_px=min_face_px, threads=threads)
+        # Short range sees the whole frame and overlapping tiles (faces from 60 px up); full
+        # range, made for small faces, takes the frame in one pass.
+        if name == "blazeface":
+            return BlazeFaceDetector("short", min_face_px=min_face_px, threads=threads, tiled=True)
+        return BlazeFaceDetector("full", min_face_px=min_face_px, threads=threads)
     if name == "mtcnn":
         from .mtcnn_detector import MtcnnDetector
 

@@ -23,6 +23,7 @@ from shared.wire import WireError, decode_as
 from .batching import classify_frames
 from .classifier import Classifier
 from .detect import FaceDetector
+from .framing import framing_for
 from .links import CaptureLink, ResultSender
 from .meters import WorkerMeters
 from .pipeline import PreparedFrame, finish_frame, label_faces, prepare_frame
@@ -67,6 +68,7 @@ class FrameLoop:
         self._results = results
         self._classifier = classifier
         self._detector = detector
+        self._framing = framing_for(settings.detector, settings.face_margin)
         self._meters = meters
         self._tracker = tracker
         self._reloader = reloader
@@ -159,7 +161,7 @@ class FrameLoop:
             jpeg,
             detector=self._detector,
             input_hw=self._classifier.input_hw,
-            face_margin=self._settings.face_margin,
+            framing=self._framing,
         )
         return _Received(prepared, link)
 

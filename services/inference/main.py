@@ -26,7 +26,7 @@ from shared.runtime import (
 from shared.settings import load_settings
 from shared.transport import TransportError
 
-from .classifier import Classifier, EmotionClassifier, Runtime
+from .classifier import Classifier, Runtime, load_classifier
 from .detect import DetectorError, FaceDetector, make_detector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
@@ -156,7 +156,7 @@ def run(
 
 def _loader(tf_threads: int, runtime: Runtime) -> Callable[[Path], Classifier]:
     def load(path: Path) -> Classifier:
-        return EmotionClassifier.load(path, tf_threads, runtime)
+        return load_classifier(path, runtime, tf_threads)
 
     return load
 

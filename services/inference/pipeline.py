@@ -13,15 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import BoxXYWH, ImageError, SizeHW, decode_jpeg, face_gray
+from shared.image import BoxXYWH, ImageError, SizeHW, decode_jpeg
 from shared.labels import EMOTIONS
 from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
 
-from .classifier import Classifier, Probabilities
+from .classifier import Probabilities
 from .detect import FaceDetector
+from .framing import Framing, model_crop
 from .tracker import FaceTracker
 
-__all__ = ["PreparedFrame", "finish_frame", "label_faces", "prepare_frame", "process_frame"]
+__all__ = ["PreparedFrame", "finish_frame", "label_faces", "prepare_frame"]
 
 MAX_ERROR_CHARS = 1000
 
@@ -55,9 +56,10 @@ def prepare_frame(
     *,
     detector: FaceDetector,
     input_hw: SizeHW,
-    face_margin: float,
+    framing: Framing,
 ) -> PreparedFrame:
-    """Decode, detect and crop; a JPEG that does not decode gives a frame with ``error`` set."""
+    """Decode, detect and crop each face as the model learned (``framing``); a JPEG that does
+    not decode gives a frame with ``error`` set."""
     started_ns = time.perf_counter_ns()
     height, width = input_hw
     no_faces = np.zeros((0, height, width, 1), dtype=np.uint8)
@@ -75,7 +77,7 @@ def prepare_frame(
     decode_ms = _ms_since(started_ns)
     detect_start_ns = time.perf_counter_ns()
     boxes = _keep_largest(detector.detect(frame_bgr), MAX_FACES)
-    faces = [face_gray(frame_bgr, box, input_hw, face_margin) for box in boxes]
+    faces = [model_crop(frame_bgr, box, framing, input_hw) for box in boxes]
     faces_gray = np.stack(faces)[..., np.newaxis] if faces else no_faces
     return PreparedFrame(
         header=header,
@@ -153,29 +155,4 @@ def finish_frame(
         ),
         error=prepared.error,
         completed_at_ns=time.time_ns(),
-    )
-
-
-def process_frame(
-    header: FrameHeader,
-    jpeg: bytes,
-    *,
-    detector: FaceDetector,
-    classifier: Classifier,
-    face_margin: float,
-    worker_id: str,
-) -> ResultHeader:
-    """One frame through every stage, its faces in one ``classify`` call."""
-    prepared = prepare_frame(
-        header, jpeg, detector=detector, input_hw=classifier.input_hw, face_margin=face_margin
-    )
-    classify_start_ns = time.perf_counter_ns()
-    probabilities = classifier.classify(prepared.faces_gray)
-    classify_ms = _ms_since(classify_start_ns) if len(prepared.boxes_xywh) else 0.0
-    return finish_frame(
-        prepared,
-        label_faces(prepared, probabilities),
-        classify_ms=classify_ms,
-        worker_id=worker_id,
-        model_version=classifier.version,
     )

@@ -2,7 +2,7 @@
 
 The loop calls ``poll()`` every turn; it is cheap (a ``stat`` of the model and its metadata
 every ``check_s``). When their state changes, the new pair is loaded in a background thread
-(``EmotionClassifier.load``: metadata, labels, hash, shapes, warm-up), so frames keep flowing
+(``classifier.load_classifier``: metadata, labels, hashes, shapes, warm-up), so frames keep flowing
 meanwhile; the next ``poll()`` after it finishes returns the new classifier once. A bad pair is
 refused with a WARNING, counted as ``reload_failed`` and not tried again until its files change.
 
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.model_file import ModelPairMismatchError, metadata_path
+from shared.model_file import ModelPairMismatchError, metadata_path, tflite_path
 from shared.runtime import Stats
 
 from .classifier import Classifier
@@ -31,8 +31,8 @@ __all__ = ["FileState", "ModelReloader", "file_state", "start_daemon"]
 
 log = logging.getLogger(__name__)
 
-#: (inode, size, mtime in ns) of the model file and of its metadata; None where missing.
-FileState = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
+#: (inode, size, mtime in ns) of the model file, its .tflite and its metadata; None where missing.
+FileState = tuple[tuple[int, int, int] | None, ...]
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -44,8 +44,10 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
 
 
 def file_state(model_path: Path) -> FileState:
-    """What changes when training renames a new model (or its metadata) into place."""
-    return (_stat(model_path), _stat(metadata_path(model_path)))
+    """What changes when training renames a new model (or its .tflite, or metadata) into place."""
+    return tuple(
+        _stat(path) for path in (model_path, tflite_path(model_path), metadata_path(model_path))
+    )
 
 
 def start_daemon(work: Callable[[], None]) -> None:

@@ -115,12 +115,15 @@ class WorkerSettings(CurveSettings):
         default=0,
         ge=0,
         le=256,
-        description="TensorFlow intra-/inter-op threads (0: TensorFlow decides).",
+        description="Threads of the classifier and BlazeFace on LiteRT, and TensorFlow's "
+        "intra-/inter-op pools where it runs (0: every core; TensorFlow decides).",
     )
-    classifier_runtime: Literal["tflite", "tensorflow"] = Field(
-        default="tflite",
-        description="tflite: the model converted at load and run by TensorFlow Lite (XNNPACK), "
-        "the fastest on a CPU; tensorflow: a compiled tf.function (always used on a GPU).",
+    classifier_runtime: Literal["auto", "litert", "tensorflow"] = Field(
+        default="auto",
+        description="litert: the model's .tflite file on LiteRT (XNNPACK), the fastest on a CPU "
+        "and no TensorFlow in the process; tensorflow: the .keras file as a compiled "
+        "tf.function (for a GPU); auto: tensorflow where an NVIDIA GPU and TensorFlow are "
+        "both present, else litert.",
     )
 
     reload_check_s: float = Field(

@@ -10,12 +10,10 @@ from shared.image import (
     ImageError,
     ImageU8,
     clip_box_xywh,
-    crop_xywh,
     decode_jpeg,
     draw_box_label,
     encode_jpeg,
     expand_box_xywh,
-    face_gray,
     iou_xywh,
     jpeg_size_wh,
     overlay_rgba,
@@ -103,14 +101,6 @@ def test_expand_box_outside_raises() -> None:
         expand_box_xywh((20, 20, 2, 2), 0.1, (10, 10))
 
 
-def test_crop_is_a_copy_and_clips() -> None:
-    image = np.arange(16, dtype=np.uint8).reshape(4, 4)
-    crop = crop_xywh(image, (-1, 2, 3, 5))
-    assert crop.tolist() == [[8, 9], [12, 13]]
-    crop[0, 0] = 99
-    assert image[2, 0] == 8
-
-
 def test_to_gray_shapes() -> None:
     bgr = np.zeros((3, 5, 3), dtype=np.uint8)
     bgr[..., 2] = 255  # pure red
@@ -118,20 +108,6 @@ def test_to_gray_shapes() -> None:
     assert gray.shape == (3, 5)
     assert int(gray[0, 0]) == 76  # 0.299 * 255
     assert to_gray(gray).shape == (3, 5)
-
-
-@pytest.mark.parametrize("box", [(10, 5, 20, 20), (-5, -5, 20, 20), (50, 40, 30, 30)])
-def test_face_gray_shape_and_dtype(gradient_bgr: ImageU8, box: BoxXYWH) -> None:
-    before = gradient_bgr.copy()
-    face = face_gray(gradient_bgr, box, (48, 48), margin=0.1)
-    assert face.shape == (48, 48)
-    assert face.dtype == np.uint8
-    assert np.array_equal(gradient_bgr, before)
-
-
-def test_face_gray_outside_raises(gradient_bgr: ImageU8) -> None:
-    with pytest.raises(ImageError):
-        face_gray(gradient_bgr, (100, 100, 10, 10), (48, 48))
 
 
 @pytest.mark.parametrize(

@@ -1,44 +1,68 @@
-"""The classifier on a tiny real model file: compiled path, batch shapes, refused model files."""
+"""The classifier on a tiny real model file, on LiteRT (.tflite) and TensorFlow (.keras): same
+probabilities as Keras, batch shapes, refused model files."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from services.inference.classifier import EmotionClassifier
-from shared.image import face_gray
+from services.inference.classifier import Classifier, load_classifier
+from services.inference.framing import Framing, model_crop
 from shared.labels import EMOTIONS
-from shared.model_file import ModelFileError, metadata_path, read_metadata, sha256_file
-from tests.conftest import ASTRONAUT_FACE_XYWH
+from shared.model_file import (
+    ModelFileError,
+    metadata_path,
+    read_metadata,
+    sha256_file,
+    tflite_path,
+)
+from tests.conftest import ASTRONAUT_FACE_XYWH, copy_model
+
+RUNTIMES = ["litert", "tensorflow"]
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module", params=["tflite", "tensorflow"])
-def classifier(
-    tiny_model_path: Path, request: pytest.FixtureRequest
-) -> Iterator[EmotionClassifier]:
-    loaded = EmotionClassifier.load(tiny_model_path, tf_threads=1, runtime=request.param)
-    assert loaded.runtime == request.param  # no GPU in the tests' machines
+@pytest.fixture(scope="module", params=RUNTIMES)
+def classifier(tiny_model_path: Path, request: pytest.FixtureRequest) -> Iterator[Classifier]:
+    loaded = load_classifier(tiny_model_path, request.param, threads=1)
+    assert getattr(loaded, "runtime", None) == request.param
     yield loaded
 
 
 def _copy_model(source: Path, folder: Path) -> Path:
-    target = folder / source.name
-    shutil.copy(source, target)
-    shutil.copy(metadata_path(source), metadata_path(target))
-    return target
+    return copy_model(source, folder / source.name)
+
+
+def _read_file(model: Path, runtime: str) -> Path:
+    """The file ``runtime`` loads the model from."""
+    return tflite_path(model) if runtime == "litert" else model
+
+
+def test_a_cpu_machine_runs_litert_and_never_imports_tensorflow(tiny_model_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path;"
+        "from services.inference.classifier import load_classifier;"
+        f"c = load_classifier(Path({str(tiny_model_path)!r}));"
+        "print(c.runtime, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["litert", "False", "False"]
 
 
 # 70: more faces than one TFLite call takes (MAX_BATCH), so they go in two chunks.
 @pytest.mark.parametrize("batch", [1, 3, 17, 70])
 def test_compiled_path_matches_plain_call(
-    classifier: EmotionClassifier, tiny_model_path: Path, batch: int
+    classifier: Classifier, tiny_model_path: Path, batch: int
 ) -> None:
     from shared.keras_layers import load_model
 
@@ -53,7 +77,7 @@ def test_compiled_path_matches_plain_call(
 
 @pytest.mark.parametrize("batch", [1, 2, 5, 16])
 def test_compiled_path_matches_keras_on_real_faces(
-    classifier: EmotionClassifier, tiny_model_path: Path, astronaut_bgr: np.ndarray, batch: int
+    classifier: Classifier, tiny_model_path: Path, astronaut_bgr: np.ndarray, batch: int
 ) -> None:
     """The path batching uses (one call, any batch size) equals the plain model on real crops."""
     from shared.keras_layers import load_model
@@ -61,7 +85,10 @@ def test_compiled_path_matches_keras_on_real_faces(
     x, y, w, h = ASTRONAUT_FACE_XYWH
     # The hand-labelled face, shifted and grown a little, as a detector's boxes would be.
     boxes = [(x + 3 * (i % 4) - 4, y + 2 * (i // 4) - 3, w + i, h + i) for i in range(batch)]
-    faces = np.stack([face_gray(astronaut_bgr, box, (48, 48), 0.1) for box in boxes])[..., None]
+    framing = Framing().with_margin(0.1)
+    faces = np.stack([model_crop(astronaut_bgr, box, framing, (48, 48)) for box in boxes])[
+        ..., None
+    ]
     expected = np.asarray(load_model(tiny_model_path)(faces, training=False))
     probabilities = classifier.classify(faces)
     assert probabilities.shape == (batch, len(EMOTIONS))
@@ -70,16 +97,15 @@ def test_compiled_path_matches_keras_on_real_faces(
     np.testing.assert_allclose(classifier.classify(faces[-1:]), probabilities[-1:], atol=1e-4)
 
 
-def test_no_faces_gives_an_empty_batch_without_tensorflow(classifier: EmotionClassifier) -> None:
+def test_no_faces_gives_an_empty_batch_without_running_the_model(
+    classifier: Classifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(_: object) -> None:
-        raise AssertionError("TensorFlow was called for zero faces")
+        raise AssertionError("the model was run for zero faces")
 
-    original = classifier._predict
-    classifier._predict = fail
-    try:
-        probabilities = classifier.classify(np.zeros((0, 48, 48, 1), np.uint8))
-    finally:
-        classifier._predict = original
+    runner = "_run_chunk" if getattr(classifier, "runtime", "") == "litert" else "_predict"
+    monkeypatch.setattr(classifier, runner, fail)
+    probabilities = classifier.classify(np.zeros((0, 48, 48, 1), np.uint8))
     assert probabilities.shape == (0, len(EMOTIONS))
     assert probabilities.dtype == np.float32
 
@@ -89,56 +115,89 @@ def test_no_faces_gives_an_empty_batch_without_tensorflow(classifier: EmotionCla
     [np.zeros((2, 48, 48, 1), np.float32), np.zeros((2, 48, 48), np.uint8)],
     ids=["float", "no-channel"],
 )
-def test_wrong_input_is_refused(classifier: EmotionClassifier, faces: np.ndarray) -> None:
+def test_wrong_input_is_refused(classifier: Classifier, faces: np.ndarray) -> None:
     with pytest.raises(ValueError, match=r"expected uint8 \(N, 48, 48, 1\)"):
         classifier.classify(faces)
 
 
-def test_version_comes_from_the_metadata(
-    classifier: EmotionClassifier, tiny_model_path: Path
-) -> None:
+def test_version_comes_from_the_metadata(classifier: Classifier, tiny_model_path: Path) -> None:
     assert classifier.version == read_metadata(tiny_model_path).version
     assert classifier.version.startswith("tiny-")
     assert classifier.input_hw == (48, 48)
 
 
-def test_label_order_mismatch_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_label_order_mismatch_is_refused(
+    tiny_model_path: Path, tmp_path: Path, runtime: str
+) -> None:
     model = _copy_model(tiny_model_path, tmp_path)
     meta = json.loads(metadata_path(model).read_text())
     meta["labels"] = sorted(EMOTIONS)
     metadata_path(model).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="expected label order"):
-        EmotionClassifier.load(model)
+        load_classifier(model, runtime)
 
 
-def test_hash_mismatch_is_refused(tiny_model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_hash_mismatch_is_refused(tiny_model_path: Path, tmp_path: Path, runtime: str) -> None:
     model = _copy_model(tiny_model_path, tmp_path)
-    with model.open("ab") as handle:
+    with _read_file(model, runtime).open("ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ModelFileError, match="does not match its metadata"):
-        EmotionClassifier.load(model)
+        load_classifier(model, runtime)
 
 
-def test_corrupt_model_file_is_a_clear_error(tiny_model_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_corrupt_model_file_is_a_clear_error(
+    tiny_model_path: Path, tmp_path: Path, runtime: str
+) -> None:
     model = _copy_model(tiny_model_path, tmp_path)
-    model.write_bytes(b"this is not a zip archive")
+    garbage = _read_file(model, runtime)
+    garbage.write_bytes(b"this is not a model")
     meta = json.loads(metadata_path(model).read_text())
-    meta["content_sha256"] = sha256_file(model)  # the hash matches; the content is garbage
+    # The hash matches; the content is garbage.
+    meta["tflite_sha256" if runtime == "litert" else "content_sha256"] = sha256_file(garbage)
     metadata_path(model).write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match=rf"cannot load model file {model}"):
-        EmotionClassifier.load(model)
+    with pytest.raises(ModelFileError, match=rf"cannot load model file {garbage}"):
+        load_classifier(model, runtime)
 
 
-def test_missing_model_file_names_the_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_missing_model_file_names_the_path(tmp_path: Path, runtime: str) -> None:
     missing = tmp_path / "emotion_model.keras"
     with pytest.raises(ModelFileError, match=rf"model file not found: {missing}"):
-        EmotionClassifier.load(missing)
+        load_classifier(missing, runtime)
 
 
-def test_model_shape_must_match_the_metadata(tiny_model_path: Path, tmp_path: Path) -> None:
+def test_a_keras_file_without_its_tflite_tells_how_to_write_one(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    model = _copy_model(tiny_model_path, tmp_path)
+    tflite_path(model).unlink()
+    with pytest.raises(
+        ModelFileError, match=rf"model file not found: {tflite_path(model)}.*training\.export"
+    ):
+        load_classifier(model, "litert")
+
+
+def test_metadata_without_a_tflite_tells_how_to_write_one(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    model = _copy_model(tiny_model_path, tmp_path)
+    meta = json.loads(metadata_path(model).read_text())
+    meta["tflite_sha256"] = None
+    metadata_path(model).write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match=r"names no \.tflite file.*training\.export"):
+        load_classifier(model, "litert")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_model_shape_must_match_the_metadata(
+    tiny_model_path: Path, tmp_path: Path, runtime: str
+) -> None:
     model = _copy_model(tiny_model_path, tmp_path)
     meta = json.loads(metadata_path(model).read_text())
     meta["input_hw"] = [64, 64]
     metadata_path(model).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="differs from its metadata"):
-        EmotionClassifier.load(model)
+        load_classifier(model, runtime)

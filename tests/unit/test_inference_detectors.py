@@ -15,7 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.blazeface import Letterbox, boxes_to_frame_xywh, letterbox_rgb
+from services.inference.blazeface import (
+    BlazeFaceDetector,
+    Letterbox,
+    letterbox_rgb,
+    tile_regions,
+    to_frame_xyxy,
+)
 from services.inference.detect import DetectorError, FaceDetector, make_detector
 from shared.image import BoxXYWH, iou_xywh
 from shared.recording import load_recording
@@ -142,6 +148,35 @@ def test_boxes_map_back_through_the_letterbox() -> None:
     x0, y0 = 100 * 0.2 / 128, (200 * 0.2 + 16) / 128
     x1, y1 = 180 * 0.2 / 128, (280 * 0.2 + 16) / 128
     boxes = np.array([[x0, y0, x1, y1]], np.float32)
-    assert boxes_to_frame_xywh(boxes, letterbox, 128, (640, 480)) == [(100, 200, 80, 80)]
-    grown = boxes_to_frame_xywh(boxes, letterbox, 128, (640, 480), box_scale=1.5, shift_y=-0.1)
-    assert grown == [(80, 168, 120, 120)]
+    np.testing.assert_allclose(to_frame_xyxy(boxes, letterbox, 128), [[100, 200, 180, 280]])
+    # The same box found in a tile whose corner is at (320, 160) of the frame.
+    moved = to_frame_xyxy(boxes, letterbox, 128, (320, 160))
+    np.testing.assert_allclose(moved, [[420, 360, 500, 440]], atol=1e-3)
+
+
+def test_tiles_overlap_by_half_and_cover_the_frame() -> None:
+    tiles = tile_regions(640, 480)
+    assert tiles == [
+        (0, 0, 320, 320), (160, 0, 320, 320), (320, 0, 320, 320),
+        (0, 160, 320, 320), (160, 160, 320, 320), (320, 160, 320, 320),
+    ]  # fmt: skip
+    covered = np.zeros((480, 640), bool)
+    for x, y, w, h in tiles:
+        covered[y : y + h, x : x + w] = True
+    assert covered.all()
+
+
+def test_small_faces_are_found_in_tiles(astronaut_bgr: np.ndarray) -> None:
+    """The astronaut shrunk so that her face is 60 px in a 640x480 frame: too small for one
+    pass of the short-range model over the whole frame, found by the tiles."""
+    x, y, w, h = ASTRONAUT_FACE_XYWH
+    scale = 60 / w
+    small = cv2.resize(astronaut_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), 128, np.uint8)
+    frame[100 : 100 + small.shape[0], 150 : 150 + small.shape[1]] = small
+    face = (150 + round(x * scale), 100 + round(y * scale), 60, round(h * scale))
+    single = BlazeFaceDetector("short", min_face_px=20)
+    tiled = BlazeFaceDetector("short", min_face_px=20, tiled=True)
+    assert not any(iou_xywh(box, face) >= 0.3 for box in single.detect(frame))
+    found = tiled.detect(frame)
+    assert len(found) == 1 and iou_xywh(found[0], face) >= 0.5, found

@@ -13,7 +13,7 @@ import pytest
 from services.inference.reload import FileState, ModelReloader, file_state
 from shared.image import SizeHW
 from shared.labels import NUM_EMOTIONS
-from shared.model_file import ModelFileError, ModelPairMismatchError, metadata_path
+from shared.model_file import ModelFileError, ModelPairMismatchError, metadata_path, tflite_path
 from shared.runtime import Stats
 
 PATH = Path("/models/emotion_model.keras")
@@ -153,16 +153,19 @@ def test_the_load_runs_in_the_background_and_poll_never_waits(world: World) -> N
     assert not reloader.loading
 
 
-def test_file_state_changes_when_either_file_is_replaced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("replaced", [".keras", ".tflite", ".json"])
+def test_file_state_changes_when_any_file_of_the_model_is_replaced(
+    tmp_path: Path, replaced: str
+) -> None:
     model = tmp_path / "m.keras"
-    assert file_state(model) == (None, None)
-    model.write_bytes(b"a")
-    metadata_path(model).write_text("{}")
+    assert file_state(model) == (None, None, None)
+    for path in (model, tflite_path(model), metadata_path(model)):
+        path.write_bytes(b"a")
     before = file_state(model)
     assert None not in before
-    replacement = tmp_path / "new.json"
-    replacement.write_text("{ }")
-    replacement.replace(metadata_path(model))
+    replacement = tmp_path / "new"
+    replacement.write_bytes(b"b ")
+    replacement.replace(model.with_suffix(replaced))
     assert file_state(model) != before
 
 

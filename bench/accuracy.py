@@ -1,0 +1,363 @@
+"""End-to-end accuracy: does the model's accuracy reach the faces on screen?
+
+Builds scenes of FER2013 faces (``bench.scenes``: 1-3 faces of 60-300 px per 640x480 frame,
+photo or synthetic backgrounds, lighting, blur, noise, JPEG) and runs the worker's own
+``prepare_frame`` (decode, detect, ``model_crop``) and classifier on each, as the service does.
+Per detector it reports recall (a truth face matched by a detection with IoU >= 0.3), false
+detections per frame, accuracy on the faces found, the same faces' accuracy at their own
+FER2013 framing (the ceiling), the gap, the share of all faces with the right emoji, and detect
+ms per frame; ``fer`` (its ``FER().detect_emotions``, in its own venv, see bench.fer_baseline)
+runs on the very same JPEGs. Scores use ``test/`` faces only.
+
+    .venv/bin/python -m bench.accuracy [--scenes 400] [--detectors haar,blazeface,...]
+        [--fer-python .venv-bench/bin/python] [--framing-curve] [--out var/bench/accuracy.json]
+
+``--framing-curve`` adds the model's accuracy on the test faces re-framed (crop side x0.8-1.3,
+centre moved +-10% of the side) for ``--model``. ``--fit`` instead measures, on scenes of
+``train/`` faces, where each detector's box lies relative to the FER2013 frame, and prints the
+``Framing`` to put in ``services.inference.framing.FRAMINGS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/accuracy.py` as well as `python -m bench.accuracy`
+    sys.path.insert(0, str(ROOT))
+
+#: fer's emotion names, in our label order (shared.labels.EMOTIONS).
+FER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+MATCH_IOU = 0.3
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "fer2013"
+
+
+@dataclass(frozen=True)
+class Detection:
+    box_xywh: tuple[int, int, int, int]
+    label: int
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two (x, y, w, h) boxes (stdlib only: this also runs under fer's venv)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = min(ax + aw, bx + bw) - max(ax, bx)
+    h = min(ay + ah, by + bh) - max(ay, by)
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / (aw * ah + bw * bh - w * h)
+
+
+def match(truth: Sequence[Sequence[float]], found: Sequence[Sequence[float]]) -> dict[int, int]:
+    """Greedy one-to-one matching by IoU (highest first, >= MATCH_IOU): truth -> detection."""
+    pairs = sorted(
+        ((iou(t, f), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)),
+        reverse=True,
+    )
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    for overlap, ti, fi in pairs:
+        if overlap < MATCH_IOU:
+            break
+        if ti not in matched and fi not in used:
+            matched[ti] = fi
+            used.add(fi)
+    return matched
+
+
+def _visible(box: Sequence[int], size_wh: tuple[int, int] = (640, 480)) -> tuple[int, ...]:
+    x, y, w, h = box
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + w, size_wh[0]), min(y + h, size_wh[1])
+    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
+
+
+def score(
+    scenes: Sequence[Any],
+    detections: Sequence[Sequence[Detection]],
+    ceiling_correct: npt.NDArray[np.bool_],
+) -> dict[str, float]:
+    """Recall, false detections, accuracy on found faces and its ceiling, right emoji overall.
+
+    ``ceiling_correct[i]`` says whether the model is right on the i-th truth face (scene order)
+    at its own framing.
+    """
+    faces = found = right = ceiling_found = false = 0
+    offset = 0
+    for scene, dets in zip(scenes, detections, strict=True):
+        truth = [_visible(face.box_xywh) for face in scene.faces]
+        matched = match(truth, [d.box_xywh for d in dets])
+        false += len(dets) - len(matched)
+        for ti, face in enumerate(scene.faces):
+            faces += 1
+            if ti in matched:
+                found += 1
+                right += dets[matched[ti]].label == face.label
+                ceiling_found += bool(ceiling_correct[offset + ti])
+        offset += len(scene.faces)
+    return {
+        "faces": faces,
+        "recall": found / max(faces, 1),
+        "false_per_frame": false / max(len(scenes), 1),
+        "accuracy_found": right / max(found, 1),
+        "ceiling_found": ceiling_found / max(found, 1),
+        "gap": (ceiling_found - right) / max(found, 1),
+        "right_emoji": right / max(faces, 1),
+        "ceiling_all": float(np.mean(ceiling_correct)) if len(ceiling_correct) else 0.0,
+    }
+
+
+def load_faces(data: Path, split: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    from training.data import load_split
+
+    examples = load_split(data, split)  # type: ignore[arg-type]
+    return examples.images, examples.labels
+
+
+def build_scenes(
+    faces: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], count: int, seed: int
+) -> list[Any]:
+    from bench.scenes import backgrounds, make_scene
+
+    rng = np.random.default_rng(seed)
+    photos = backgrounds()
+    return [make_scene(rng, faces, labels, photos) for _ in range(count)]
+
+
+def run_ours(
+    detector_name: str, scenes: Sequence[Any], classifier: Any, framing: Any = None
+) -> tuple[list[list[Detection]], float, list[list[tuple[int, ...]]]]:
+    """The worker's prepare_frame and classifier on every scene: detections, detect ms/frame,
+    and the raw detector boxes."""
+    from services.inference.detect import make_detector
+    from services.inference.framing import framing_for
+    from services.inference.pipeline import prepare_frame
+    from shared.messages import FrameHeader
+
+    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    framing = framing or framing_for(detector_name)
+    out: list[list[Detection]] = []
+    boxes: list[list[tuple[int, ...]]] = []
+    detect_ms: list[float] = []
+    for seq, scene in enumerate(scenes):
+        header = FrameHeader(
+            stream_id="bench", seq=seq, captured_at_ns=time.time_ns(), width=640, height=480
+        )
+        prepared = prepare_frame(
+            header,
+            scene.jpeg,
+            detector=detector,
+            input_hw=classifier.input_hw,
+            framing=framing,
+        )
+        detect_ms.append(prepared.detect_ms)
+        labels = np.argmax(classifier.classify(prepared.faces_gray), axis=1)
+        out.append(
+            [
+                Detection(tuple(box), int(label))  # type: ignore[arg-type]
+                for box, label in zip(prepared.boxes_xywh, labels, strict=True)
+            ]
+        )
+        boxes.append([tuple(box) for box in prepared.boxes_xywh])
+    return out, float(np.median(detect_ms)) if detect_ms else 0.0, boxes
+
+
+def ceiling(classifier: Any, scenes: Sequence[Any], faces: npt.NDArray[np.uint8]) -> Any:
+    """Whether the model is right on every truth face at its own framing (scene order)."""
+    indices = [face.index for scene in scenes for face in scene.faces]
+    truth = np.asarray([face.label for scene in scenes for face in scene.faces])
+    probabilities = np.concatenate(
+        [classifier.classify(faces[indices[i : i + 64]]) for i in range(0, len(indices), 64)]
+    )
+    return np.argmax(probabilities, axis=1) == truth
+
+
+def run_fer(python: Path, scenes: Sequence[Any]) -> tuple[list[list[Detection]], float]:
+    """fer's detect_emotions on the same JPEGs, in its own interpreter."""
+    with tempfile.TemporaryDirectory() as folder:
+        for i, scene in enumerate(scenes):
+            (Path(folder) / f"{i:05d}.jpg").write_bytes(scene.jpeg)
+        result = subprocess.run(
+            [str(python), str(Path(__file__).resolve()), "--fer-only", folder],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=3600,
+        )
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    detections = [
+        [Detection(tuple(face["box"]), int(face["label"])) for face in frame]
+        for frame in payload["frames"]
+    ]
+    return detections, float(payload["detect_ms"])
+
+
+def fer_only(folder: Path) -> None:
+    """Under fer's venv: print one JSON line with fer's faces for every JPEG in ``folder``."""
+    from fer.fer import FER
+
+    detector = FER()
+    frames = []
+    spent = []
+    for path in sorted(folder.glob("*.jpg")):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        start = time.perf_counter()
+        found = detector.detect_emotions(image)
+        spent.append((time.perf_counter() - start) * 1000)
+        frames.append(
+            [
+                {
+                    "box": [int(v) for v in face["box"]],
+                    "label": int(np.argmax([face["emotions"][name] for name in FER_ORDER])),
+                }
+                for face in found
+            ]
+        )
+    print(json.dumps({"frames": frames, "detect_ms": float(np.median(spent))}))
+
+
+def fit_framing(
+    scenes: Sequence[Any], boxes: Sequence[Sequence[tuple[int, ...]]]
+) -> dict[str, float]:
+    """Median ratios of the pasted FER2013 square to each detector box that found it."""
+    scales, shifts_x, shifts_y = [], [], []
+    for scene, found in zip(scenes, boxes, strict=True):
+        inside = [face for face in scene.faces if _visible(face.box_xywh) == face.box_xywh]
+        matched = match([face.box_xywh for face in inside], found)
+        for ti, fi in matched.items():
+            tx, ty, tside, _ = inside[ti].box_xywh
+            x, y, w, h = found[fi]
+            side = (w + h) / 2
+            scales.append(tside / side)
+            shifts_x.append((tx + tside / 2 - (x + w / 2)) / side)
+            shifts_y.append((ty + tside / 2 - (y + h / 2)) / side)
+    return {
+        "faces": len(scales),
+        "scale": float(np.median(scales)) if scales else 1.0,
+        "shift_x": float(np.median(shifts_x)) if scales else 0.0,
+        "shift_y": float(np.median(shifts_y)) if scales else 0.0,
+    }
+
+
+def framing_curve(
+    classifier: Any, faces: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64]
+) -> list[dict[str, float]]:
+    """Accuracy on ``faces`` re-framed: crop side x scale, centre moved by shift x side."""
+    from training.augment import reframe
+
+    rows = []
+    grid = [(s, 0.0, 0.0) for s in (0.8, 0.85, 0.9, 1.0, 1.1, 1.2, 1.3)]
+    grid += [(1.0, 0.0, d) for d in (-0.1, -0.08, 0.08, 0.1)]
+    grid += [(1.0, d, 0.0) for d in (-0.08, 0.08)]
+    for scale, shift_x, shift_y in grid:
+        moved = np.stack([reframe(face[..., 0], scale, (shift_x, shift_y)) for face in faces])
+        probabilities = np.concatenate(
+            [classifier.classify(moved[i : i + 64, ..., None]) for i in range(0, len(moved), 64)]
+        )
+        accuracy = float(np.mean(np.argmax(probabilities, axis=1) == labels))
+        rows.append({"scale": scale, "shift_x": shift_x, "shift_y": shift_y, "accuracy": accuracy})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--scenes", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--detectors", default="haar,blazeface,blazeface_full")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_model.keras")
+    parser.add_argument("--fer-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python")
+    parser.add_argument("--framing-curve", action="store_true")
+    parser.add_argument("--fit", action="store_true", help="fit each detector's framing on train/")
+    parser.add_argument("--fer-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "accuracy.json")
+    args = parser.parse_args(argv)
+    if args.fer_only:
+        fer_only(args.fer_only)
+        return 0
+
+    from bench.common import print_table, write_result
+    from services.inference.classifier import load_classifier
+    from services.inference.framing import Framing
+
+    classifier = load_classifier(args.model)
+    detectors = [name for name in args.detectors.split(",") if name]
+    if args.fit:
+        faces, labels = load_faces(args.data, "train")
+        scenes = build_scenes(faces, labels, args.scenes, args.seed)
+        fits = {}
+        for name in detectors:
+            _, _, boxes = run_ours(name, scenes, classifier, Framing())
+            fits[name] = fit_framing(scenes, boxes)
+            print(f"{name}: {fits[name]}")
+        write_result(args.out, "accuracy_fit", {"scenes": len(scenes), "fits": fits})
+        return 0
+
+    faces, labels = load_faces(args.data, "test")
+    scenes = build_scenes(faces, labels, args.scenes, args.seed)
+    right_at_own_framing = ceiling(classifier, scenes, faces)
+    rows: list[dict[str, Any]] = []
+    for name in detectors:
+        detections, detect_ms, _ = run_ours(name, scenes, classifier)
+        rows.append(
+            {
+                "path": f"ours, {name}",
+                **score(scenes, detections, right_at_own_framing),
+                "detect_ms": detect_ms,
+            }
+        )
+    if args.fer_python.is_file():
+        detections, detect_ms = run_fer(args.fer_python, scenes)
+        fer_ceiling = np.zeros(len(right_at_own_framing), dtype=bool)
+        rows.append(
+            {
+                "path": "fer (Haar + its model)",
+                **score(scenes, detections, fer_ceiling),
+                "detect_ms": detect_ms,
+            }
+        )
+        rows[-1]["ceiling_found"] = rows[-1]["gap"] = float("nan")
+    else:
+        print(f"(fer skipped: {args.fer_python} not found; see bench/fer_baseline.py)")
+    print(
+        f"{len(scenes)} scenes, {rows[0]['faces']} faces; model {classifier.version}; "
+        f"ceiling on all faces {rows[0]['ceiling_all']:.3f}"
+    )
+    print_table(
+        ["path", "recall", "false/frame", "acc found", "ceiling", "gap", "right emoji", "ms"],
+        [
+            [
+                r["path"], r["recall"], r["false_per_frame"], r["accuracy_found"],
+                r["ceiling_found"], r["gap"], r["right_emoji"], r["detect_ms"],
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+    result: dict[str, Any] = {"scenes": len(scenes), "model": classifier.version, "rows": rows}
+    if args.framing_curve:
+        curve = framing_curve(classifier, faces, labels)
+        print_table(
+            ["scale", "shift x", "shift y", "accuracy"],
+            [[r["scale"], r["shift_x"], r["shift_y"], r["accuracy"]] for r in curve],
+        )
+        result["framing_curve"] = curve
+    write_result(args.out, "accuracy", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

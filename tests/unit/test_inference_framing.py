@@ -1,0 +1,63 @@
+"""Detector box -> model crop: the fitted frame, squares at the frame's edge, bad boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.inference.detect import DETECTORS
+from services.inference.framing import FRAMINGS, Framing, framing_for, model_crop, model_frame
+from shared.image import BoxXYWH, ImageError, ImageU8, to_gray
+
+
+@pytest.fixture
+def gradient_bgr() -> ImageU8:
+    ys, xs = np.mgrid[0:48, 0:64]
+    frame = np.stack([xs * 4, ys * 5, (xs + ys) * 2], axis=-1)
+    return frame.astype(np.uint8)
+
+
+def test_every_detector_has_a_fitted_framing() -> None:
+    assert set(FRAMINGS) == set(DETECTORS)
+
+
+def test_model_frame_scales_and_shifts_by_the_box_side() -> None:
+    assert model_frame((10, 20, 40, 60), Framing()) == (30.0, 50.0, 50.0)
+    assert model_frame((10, 20, 40, 60), Framing(1.2, 0.1, -0.2)) == (35.0, 40.0, 60.0)
+
+
+def test_margin_grows_the_side_on_each_side() -> None:
+    assert framing_for("haar", 0.1).scale == pytest.approx(FRAMINGS["haar"].scale * 1.2)
+    assert framing_for("no-such-detector") == Framing()
+
+
+@pytest.mark.parametrize("box", [(10, 5, 20, 20), (-5, -5, 20, 20), (50, 40, 30, 30)])
+def test_crop_shape_and_dtype_and_frame_untouched(gradient_bgr: ImageU8, box: BoxXYWH) -> None:
+    before = gradient_bgr.copy()
+    face = model_crop(gradient_bgr, box, Framing().with_margin(0.1), (48, 48))
+    assert face.shape == (48, 48)
+    assert face.dtype == np.uint8
+    assert np.array_equal(gradient_bgr, before)
+
+
+def test_identity_framing_inside_the_frame_is_the_box_resized() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    face = model_crop(frame, (20, 30, 48, 48), Framing(), (48, 48))
+    assert np.array_equal(face, to_gray(frame)[30:78, 20:68])
+
+
+def test_a_face_at_the_edge_keeps_its_aspect() -> None:
+    """Half outside the frame: the crop is the visible half, not the half squeezed to a face."""
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:, 50:] = 255  # white right half
+    face = model_crop(frame, (-40, 10, 80, 80), Framing(), (48, 48))
+    # Columns of x in [-40, 40) in frame terms: the left ~3/4 repeat column 0 (black) or are
+    # black; the white half starts at frame x = 50, outside this box.
+    assert face.max() == 0
+    face = model_crop(frame, (60, 10, 80, 80), Framing(), (48, 48))
+    assert face.min() == 255  # x in [60, 140): all white, the outside repeats the edge
+
+
+def test_a_box_outside_the_frame_raises(gradient_bgr: ImageU8) -> None:
+    with pytest.raises(ImageError):
+        model_crop(gradient_bgr, (100, 100, 10, 10), Framing(), (48, 48))

@@ -1,0 +1,81 @@
+"""Write the LiteRT form of a model file: ``python -m training.export --model M.keras``.
+
+CPU workers run ``<name>.tflite`` with LiteRT (``ai-edge-litert``) and never import TensorFlow;
+this converts the ``.keras`` once, writes the ``.tflite`` beside it and updates the metadata to
+name it (``training.train`` does the same as its last step). float16 weights halve the file;
+on PublicTest they give the same accuracy as float32 (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from shared.model_file import ModelMetadata, read_metadata, write_tflite
+
+log = logging.getLogger("training.export")
+
+Weights = Literal["float32", "float16"]
+DEFAULT_WEIGHTS: Weights = "float16"
+
+
+def tflite_bytes(model: Any, weights: Weights = DEFAULT_WEIGHTS) -> bytes:
+    """The Keras ``model`` (uint8 faces in, probabilities out) as a LiteRT flatbuffer with a
+    free batch size; the weights are frozen in as ``weights``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    height, width, channels = model.input_shape[1:]
+    signature = [tf.TensorSpec((None, height, width, channels), tf.uint8, name="faces_gray")]
+
+    def predict(faces: Any) -> Any:
+        return model(faces, training=False)
+
+    concrete = tf.function(predict, input_signature=signature).get_concrete_function()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Without the model as 'trackable object' the converter freezes the weights into
+        # constants (as resource variables, XNNPACK would read them as NaN).
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+        if weights == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        return bytes(converter.convert())
+
+
+def export_tflite(model_path: Path, weights: Weights = DEFAULT_WEIGHTS) -> ModelMetadata:
+    """Convert the model file at ``model_path`` and write its ``.tflite`` and metadata."""
+    from shared.keras_layers import load_model
+
+    metadata = read_metadata(model_path)
+    content = tflite_bytes(load_model(model_path), weights)
+    return write_tflite(model_path, content, metadata, weights)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
+    parser.add_argument("--model", type=Path, default=Path("models/emotion_model.keras"))
+    parser.add_argument("--weights", choices=get_args(Weights), default=DEFAULT_WEIGHTS)
+    args = parser.parse_args(argv)
+    metadata = export_tflite(args.model, args.weights)
+    log.info(
+        "wrote %s (%s weights, sha256 %s…) for %s",
+        args.model.with_suffix(".tflite"),
+        args.weights,
+        (metadata.tflite_sha256 or "")[:12],
+        metadata.version,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
