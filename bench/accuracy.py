@@ -9,10 +9,12 @@ FER2013 framing (the ceiling), the gap, the share of all faces with the right em
 ms per frame; ``fer`` (its ``FER().detect_emotions``, in its own venv, see bench.fer_baseline)
 runs on the very same JPEGs. Scores use ``test/`` faces only.
 
-    .venv/bin/python -m bench.accuracy [--scenes 400] [--detectors haar,blazeface,...]
+    .venv/bin/python -m bench.accuracy [--scenes 400] [--clips 40] [--detectors blazeface,...]
         [--fer-python .venv-bench/bin/python] [--framing-curve] [--out var/bench/accuracy.json]
 
-``--framing-curve`` adds the model's accuracy on the test faces re-framed (crop side x0.8-1.3,
+On clips (12 frames each, the faces moving a little) it compares the label the user sees (the
+worker's tracker: smoothing and hold) with the raw per-frame argmax. ``--framing-curve`` adds
+the model's accuracy on the test faces re-framed (crop side x0.8-1.3,
 centre moved +-10% of the side) for ``--model``. ``--fit`` instead measures, on scenes of
 ``train/`` faces, where each detector's box lies relative to the FER2013 frame, and prints the
 ``Framing`` to put in ``services.inference.framing.FRAMINGS``.
@@ -176,6 +178,57 @@ def run_ours(
     return out, float(np.median(detect_ms)) if detect_ms else 0.0, boxes
 
 
+def shown_vs_raw(
+    detector_name: str, clips: Sequence[Sequence[Any]], classifier: Any
+) -> dict[str, float]:
+    """On clips, the label the user sees (the worker's tracker: smoothing and hold, at its
+    default settings) against the per-frame argmax, both on the faces found."""
+    from services.inference.detect import make_detector
+    from services.inference.framing import framing_for
+    from services.inference.pipeline import label_faces, prepare_frame
+    from services.inference.settings import WorkerSettings
+    from services.inference.tracker import FaceTracker
+    from shared.labels import EMOTIONS
+    from shared.messages import FrameHeader
+
+    settings = WorkerSettings()
+    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    framing = framing_for(detector_name)
+    found = raw_right = shown_right = 0
+    for number, clip in enumerate(clips):
+        tracker = FaceTracker(
+            iou_threshold=settings.track_iou,
+            max_missed=settings.track_max_missed,
+            smoothing=settings.smoothing,
+            label_hold_frames=settings.label_hold_frames,
+        )
+        for seq, scene in enumerate(clip):
+            header = FrameHeader(
+                stream_id=f"clip-{number}",
+                seq=seq,
+                captured_at_ns=time.time_ns(),
+                width=640,
+                height=480,
+            )
+            prepared = prepare_frame(
+                header, scene.jpeg, detector=detector, input_hw=classifier.input_hw, framing=framing
+            )
+            probabilities = classifier.classify(prepared.faces_gray)
+            shown = label_faces(prepared, probabilities, tracker)
+            raw = np.argmax(probabilities, axis=1)
+            truth = [_visible(face.box_xywh) for face in scene.faces]
+            for ti, fi in match(truth, prepared.boxes_xywh).items():
+                found += 1
+                raw_right += int(raw[fi]) == scene.faces[ti].label
+                shown_right += EMOTIONS.index(shown[fi].label) == scene.faces[ti].label
+    return {
+        "frames": sum(len(clip) for clip in clips),
+        "faces_found": found,
+        "raw_accuracy_found": raw_right / max(found, 1),
+        "shown_accuracy_found": shown_right / max(found, 1),
+    }
+
+
 def ceiling(classifier: Any, scenes: Sequence[Any], faces: npt.NDArray[np.uint8]) -> Any:
     """Whether the model is right on every truth face at its own framing (scene order)."""
     indices = [face.index for scene in scenes for face in scene.faces]
@@ -278,10 +331,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--detectors", default="haar,blazeface,blazeface_full")
+    parser.add_argument(
+        "--detectors",
+        default="blazeface,haar,blazeface_full",
+        help="comma-separated; the clips use the first",
+    )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_model.keras")
     parser.add_argument("--fer-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python")
     parser.add_argument("--framing-curve", action="store_true")
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=40,
+        help="clips of 12 frames for the label shown (tracker) vs the per-frame argmax; 0: none",
+    )
     parser.add_argument("--fit", action="store_true", help="fit each detector's framing on train/")
     parser.add_argument("--fer-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "accuracy.json")
@@ -348,6 +411,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )  # fmt: skip
     result: dict[str, Any] = {"scenes": len(scenes), "model": classifier.version, "rows": rows}
+    if args.clips:
+        from bench.scenes import backgrounds, make_clip
+
+        rng = np.random.default_rng(args.seed + 1)
+        photos = backgrounds()
+        clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(args.clips)]
+        shown = shown_vs_raw(detectors[0], clips, classifier)
+        print(
+            f"\nclips ({detectors[0]}): {shown['frames']} frames, {shown['faces_found']} faces "
+            f"found; per-frame argmax right {shown['raw_accuracy_found']:.3f}, label shown "
+            f"(smoothed and held) right {shown['shown_accuracy_found']:.3f}"
+        )
+        result["clips"] = shown
     if args.framing_curve:
         curve = framing_curve(classifier, faces, labels)
         print_table(

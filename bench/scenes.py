@@ -2,7 +2,8 @@
 
 Each scene is a 640x480 BGR frame with 1-3 faces of 60-300 px at varied positions (some partly
 out of the frame), on a photo or synthetic background, under drawn lighting, blur, noise and
-JPEG quality, as a webcam and the capture service would deliver it. A face's truth is the
+JPEG quality, as a webcam and the capture service would deliver it; a clip is a few such frames
+in which the same faces move a little. A face's truth is the
 square it was pasted into (its FER2013 framing) and its label. Pure numpy/OpenCV, seeded.
 """
 
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FRAME_WH", "Scene", "TruthFace", "backgrounds", "make_scene"]
+__all__ = ["FRAME_WH", "Scene", "TruthFace", "backgrounds", "make_clip", "make_scene"]
 
 FRAME_WH: Final = (640, 480)
 #: skimage.data images inside its wheel that a webcam could see behind someone and that hold no
@@ -136,18 +137,58 @@ def make_scene(
     sides: tuple[int, int] = (60, 300),
 ) -> Scene:
     """One scene with 1-3 of ``faces`` (N, 48, 48[, 1]) drawn at random, as a JPEG."""
-    frame = _background(rng, photos)
+    return make_clip(rng, faces, labels, photos, 1, sides=sides)[0]
+
+
+def make_clip(
+    rng: np.random.Generator,
+    faces: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    photos: Sequence[Image],
+    frames: int,
+    *,
+    sides: tuple[int, int] = (60, 300),
+    step_px: int = 4,
+) -> list[Scene]:
+    """``frames`` scenes of the same faces on the same background, each face moving by up to
+    ``step_px`` per frame (the first frame is ``make_scene``'s)."""
+    background = _background(rng, photos)
     truth: list[TruthFace] = []
+    tints: list[bool] = []
     for _ in range(int(rng.integers(1, 4))):
         side = round(math.exp(rng.uniform(math.log(sides[0]), math.log(sides[1]))))
         corner = _place(rng, side, truth)
         if corner is None:
             continue
         index = int(rng.integers(len(faces)))
-        box = (corner[0], corner[1], side, side)
-        _paste(frame, faces[index].reshape(faces.shape[1:3]), box, tint=rng.random() < 0.5)
-        truth.append(TruthFace(box, int(labels[index]), index))
-    # The camera: lighting, focus, sensor noise; then the capture's JPEG.
+        truth.append(TruthFace((corner[0], corner[1], side, side), int(labels[index]), index))
+        tints.append(rng.random() < 0.5)
+    camera_seed = int(rng.integers(2**32))
+    clip = []
+    for number in range(frames):
+        if number:
+            truth = [
+                TruthFace(
+                    (
+                        face.box_xywh[0] + int(rng.integers(-step_px, step_px + 1)),
+                        face.box_xywh[1] + int(rng.integers(-step_px, step_px + 1)),
+                        face.box_xywh[2],
+                        face.box_xywh[3],
+                    ),
+                    face.label,
+                    face.index,
+                )
+                for face in truth
+            ]
+        frame = background.copy()
+        for face, tint in zip(truth, tints, strict=True):
+            _paste(frame, faces[face.index].reshape(faces.shape[1:3]), face.box_xywh, tint)
+        clip.append(Scene(_shoot(frame, np.random.default_rng(camera_seed)), tuple(truth)))
+    return clip
+
+
+def _shoot(frame: Image, rng: np.random.Generator) -> bytes:
+    """The camera (lighting, focus, sensor noise), then the capture's JPEG."""
     values: npt.NDArray[np.float32] = frame.astype(np.float32) / 255.0
     values = values ** rng.uniform(0.7, 1.4) * rng.uniform(0.75, 1.15)
     if rng.random() < 0.3:
@@ -155,9 +196,9 @@ def make_scene(
     if rng.random() < 0.3:
         noise = rng.normal(0.0, rng.uniform(0.01, 0.03), values.shape)
         values = values + noise.astype(np.float32)
-    frame = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    shot = np.clip(values * 255.0 + 0.5, 0, 255).astype(np.uint8)
     quality = int(rng.integers(60, 96))
-    ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, encoded = cv2.imencode(".jpg", shot, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
-    return Scene(encoded.tobytes(), tuple(truth))
+    return encoded.tobytes()

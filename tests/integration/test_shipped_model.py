@@ -29,6 +29,9 @@ def test_the_shipped_model_keeps_the_contract_and_the_budget() -> None:
     assert tuple(metadata.input_hw) == (48, 48)
     assert metadata.validation_split == "PublicTest"
     assert MODEL.stat().st_size <= MAX_BYTES
+    # The CPU workers' form of the same model, named and hashed in the metadata.
+    assert metadata.tflite_weights == "float16"
+    assert MODEL.with_suffix(".tflite").stat().st_size <= MAX_BYTES
 
 
 @pytest.mark.skipif(not (FER2013 / "test").is_dir(), reason=f"{FER2013}/test not present")

@@ -1,0 +1,54 @@
+"""Benchmark scenes and their scoring: truth where the faces are, matching one to one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.accuracy import Detection, match, score
+from bench.scenes import FRAME_WH, backgrounds, make_scene
+from shared.image import decode_jpeg
+
+
+def _faces() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (10, 48, 48, 1), dtype=np.uint8), np.arange(10) % 7
+
+
+def test_scenes_are_seeded_and_hold_their_faces_where_the_truth_says() -> None:
+    faces, labels = _faces()
+    photos = backgrounds()
+    assert len(photos) >= 8
+    first = [make_scene(np.random.default_rng(3), faces, labels, photos) for _ in range(2)]
+    assert first[0] == first[1]
+    for seed in range(20):
+        scene = make_scene(np.random.default_rng(seed), faces, labels, photos)
+        frame = decode_jpeg(scene.jpeg)
+        assert frame.shape == (FRAME_WH[1], FRAME_WH[0], 3)
+        assert 1 <= len(scene.faces) <= 3
+        for face in scene.faces:
+            x, y, side, height = face.box_xywh
+            assert side == height and 60 <= side <= 300
+            assert face.label == labels[face.index]
+            # At least 70% of each side lies in the frame.
+            assert x >= -0.3 * side and y >= -0.3 * side
+            assert x + 0.7 * side <= FRAME_WH[0] and y + 0.7 * side <= FRAME_WH[1]
+
+
+def test_match_is_one_to_one_and_needs_overlap() -> None:
+    truth = [(0, 0, 10, 10), (100, 100, 10, 10)]
+    found = [(1, 1, 10, 10), (0, 0, 9, 9), (50, 50, 10, 10)]
+    assert match(truth, found) == {0: 1}
+
+
+def test_score_counts_found_right_false_and_the_ceiling() -> None:
+    faces, labels = _faces()
+    scene = make_scene(np.random.default_rng(5), faces, labels, [])
+    truth = scene.faces
+    dets = [Detection(truth[0].box_xywh, truth[0].label), Detection((600, 0, 5, 5), 0)]
+    ceiling = np.ones(len(truth), bool)
+    result = score([scene], [dets], ceiling)
+    assert result["faces"] == len(truth)
+    assert result["recall"] == 1 / len(truth)
+    assert result["false_per_frame"] == 1.0
+    assert result["accuracy_found"] == 1.0
+    assert result["gap"] == 0.0
