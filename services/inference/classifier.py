@@ -118,7 +118,30 @@ def compute_device() -> str:
     return ", ".join(gpu.name for gpu in gpus) if gpus else f"CPU ({os.cpu_count()} cores)"
 
 
-class KerasClassifier:
+class LoadedModel:
+    """What both runtimes' classifiers say of the model they hold, from its metadata."""
+
+    _metadata: ModelMetadata
+    _path: Path
+
+    @property
+    def version(self) -> str:
+        return self._metadata.version
+
+    @property
+    def input_hw(self) -> SizeHW:
+        return self._metadata.input_hw
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._metadata
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+
+class KerasClassifier(LoadedModel):
     """The ``.keras`` file as a compiled TensorFlow function; ``classify`` takes all faces of a
     frame (or several) at once."""
 
@@ -182,22 +205,6 @@ class KerasClassifier:
             compute_device(),
         )
         return classifier
-
-    @property
-    def version(self) -> str:
-        return self._metadata.version
-
-    @property
-    def input_hw(self) -> SizeHW:
-        return self._metadata.input_hw
-
-    @property
-    def metadata(self) -> ModelMetadata:
-        return self._metadata
-
-    @property
-    def path(self) -> Path:
-        return self._path
 
     def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
         """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1)."""

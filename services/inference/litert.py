@@ -15,11 +15,16 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import SizeHW
 from shared.labels import NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata, read_tflite
 
-from .classifier import Probabilities, check_warm_up, empty_probabilities, validate_faces
+from .classifier import (
+    LoadedModel,
+    Probabilities,
+    check_warm_up,
+    empty_probabilities,
+    validate_faces,
+)
 
 __all__ = ["MAX_BATCH", "LiteRtClassifier", "padded_size"]
 
@@ -34,7 +39,7 @@ def padded_size(count: int) -> int:
     return min(MAX_BATCH, 1 << max(0, count - 1).bit_length())
 
 
-class LiteRtClassifier:
+class LiteRtClassifier(LoadedModel):
     """Probabilities from a model's ``.tflite``; ``classify`` takes (N, H, W, 1) uint8 faces."""
 
     runtime: Final = "litert"
@@ -92,14 +97,6 @@ class LiteRtClassifier:
             classifier._threads,
         )
         return classifier
-
-    @property
-    def version(self) -> str:
-        return self._metadata.version
-
-    @property
-    def input_hw(self) -> SizeHW:
-        return self._metadata.input_hw
 
     def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
         """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1)."""
