@@ -39,8 +39,8 @@ def test_the_default_detector_finds_the_faces_and_the_model_keeps_its_accuracy(
     scenes, right_at_own_framing, classifier = run
     detections, _, _ = accuracy.run_ours("blazeface", scenes, classifier)
     result = accuracy.score(scenes, detections, right_at_own_framing)
-    # These 120 scenes give recall 0.93, 0.12 false per frame and a gap of 0.056 (0.089 with
-    # the detector's box taken as it is, unfitted); 400 scenes give 0.90, 0.09 and 0.02.
+    # These 120 scenes give recall 0.92, 0.06 false per frame and a gap of 0.061 (0.089 with
+    # the detector's box taken as it is, unfitted); 400 scenes give 0.89, 0.14 and 0.04.
     assert result["recall"] >= 0.85, result
     assert result["false_per_frame"] <= 0.2, result
     assert result["gap"] <= 0.07, result
