@@ -145,7 +145,7 @@ def run_ours(
 ) -> tuple[list[list[Detection]], float, list[list[tuple[int, ...]]]]:
     """The worker's prepare_frame and classifier on every scene: detections, detect ms/frame,
     and the raw detector boxes."""
-    from services.inference.detect import make_detector
+    from services.inference.detectors import make_detector
     from services.inference.framing import framing_for
     from services.inference.pipeline import prepare_frame
     from shared.messages import FrameHeader
@@ -183,7 +183,7 @@ def shown_vs_raw(
 ) -> dict[str, float]:
     """On clips, the label the user sees (the worker's tracker: smoothing and hold, at its
     default settings) against the per-frame argmax, both on the faces found."""
-    from services.inference.detect import make_detector
+    from services.inference.detectors import make_detector
     from services.inference.framing import framing_for
     from services.inference.pipeline import label_faces, prepare_frame
     from services.inference.settings import WorkerSettings

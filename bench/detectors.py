@@ -33,7 +33,7 @@ from bench.common import (
     time_calls,
     write_result,
 )
-from services.inference.detect import DETECTORS, make_detector
+from services.inference.detectors import DETECTORS, make_detector
 from shared.image import BoxXYWH, iou_xywh
 
 MATCH_IOU = 0.3

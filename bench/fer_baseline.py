@@ -79,7 +79,7 @@ def ours(detector_name: str, seconds: float) -> dict[str, Any]:
     """Our detector and classifier, in this process, on the same frames."""
     sys.path.insert(0, str(ROOT))
     from services.inference.classifier import load_classifier
-    from services.inference.detect import make_detector
+    from services.inference.detectors import make_detector
     from services.inference.framing import framing_for, model_crop
 
     classifier = load_classifier(ROOT / "models" / "emotion_model.keras")

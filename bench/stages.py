@@ -36,7 +36,7 @@ from bench.common import (
     write_result,
 )
 from services.inference.classifier import Classifier, load_classifier
-from services.inference.detect import make_detector
+from services.inference.detectors import make_detector
 from services.inference.framing import framing_for, model_crop
 from shared.image import decode_jpeg, encode_jpeg
 

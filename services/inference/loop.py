@@ -22,7 +22,7 @@ from shared.wire import WireError, decode_as
 
 from .batching import classify_frames
 from .classifier import Classifier
-from .detect import FaceDetector
+from .detectors import FaceDetector
 from .framing import framing_for
 from .links import CaptureLink, ResultSender
 from .meters import WorkerMeters

@@ -27,7 +27,7 @@ from shared.settings import load_settings
 from shared.transport import TransportError
 
 from .classifier import Classifier, Runtime, load_classifier
-from .detect import DetectorError, FaceDetector, make_detector
+from .detectors import DetectorError, FaceDetector, make_detector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus

@@ -18,7 +18,7 @@ from shared.labels import EMOTIONS
 from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
 
 from .classifier import Probabilities
-from .detect import FaceDetector
+from .detectors import FaceDetector
 from .framing import Framing, model_crop
 from .tracker import FaceTracker
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.detect import (
+from services.inference.detectors import (
     DETECTORS,
     DetectorError,
     HaarDetector,

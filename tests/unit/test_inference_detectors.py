@@ -15,14 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.blazeface import (
+from services.inference.detectors import DetectorError, FaceDetector, make_detector
+from services.inference.detectors.blazeface import (
     BlazeFaceDetector,
     Letterbox,
     letterbox_rgb,
     tile_regions,
     to_frame_xyxy,
 )
-from services.inference.detect import DetectorError, FaceDetector, make_detector
 from shared.image import BoxXYWH, iou_xywh
 from shared.recording import load_recording
 from tests.conftest import ASTRONAUT_FACE_XYWH
@@ -111,7 +111,7 @@ def test_blazeface_min_face_px_skips_small_faces(astronaut_bgr: np.ndarray) -> N
 
 
 def test_missing_blazeface_model_is_a_clear_error(tmp_path: Path) -> None:
-    from services.inference.blazeface import BlazeFaceDetector
+    from services.inference.detectors.blazeface import BlazeFaceDetector
 
     with pytest.raises(DetectorError, match=r"BlazeFace model not found: .*nope\.tflite"):
         BlazeFaceDetector(model_path=tmp_path / "nope.tflite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.detect import DETECTORS
+from services.inference.detectors import DETECTORS
 from services.inference.framing import FRAMINGS, Framing, framing_for, model_crop, model_frame
 from shared.image import BoxXYWH, ImageError, ImageU8, to_gray
 

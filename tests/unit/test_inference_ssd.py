@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.ssd import (
+from services.inference.detectors.ssd import (
     FULL_RANGE,
     SHORT_RANGE,
     AnchorSpec,

@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.image import BoxXYWH, ImageU8, resize_to_fit
 
-from .detect import DetectorError, square_box_xywh
+from .base import DetectorError, square_box_xywh
 
 __all__ = ["MtcnnDetector"]
 

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from shared.image import BoxXYWH, ImageU8
 
-from .detect import DetectorError, square_box_xywh
+from .base import DetectorError, square_box_xywh
 from .ssd import (
     FULL_RANGE,
     SHORT_RANGE,
@@ -41,7 +41,7 @@ __all__ = [
     "to_frame_xyxy",
 ]
 
-ASSETS: Final = Path(__file__).resolve().parent / "assets" / "blazeface"
+ASSETS: Final = Path(__file__).resolve().parents[1] / "assets" / "blazeface"
 MODEL_FILES: Final = {
     "short": "face_detection_short_range.tflite",
     "full": "face_detection_full_range_sparse.tflite",

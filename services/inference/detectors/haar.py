@@ -1,61 +1,20 @@
-"""Face detectors behind one protocol: a BGR frame in, face boxes in full-frame pixels out."""
+"""OpenCV's frontal-face Haar cascade."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Protocol, get_args
+from typing import Final
 
 import cv2
 import numpy as np
 
 from shared.image import BoxXYWH, ImageU8, clip_box_xywh, resize_to_fit, to_gray
 
-from .settings import DetectorName
+from .base import DetectorError
 
-__all__ = [
-    "DETECTORS",
-    "DetectorError",
-    "DetectorName",
-    "FaceDetector",
-    "HaarDetector",
-    "make_detector",
-    "square_box_xywh",
-]
+__all__ = ["HAAR_CASCADE", "HaarDetector"]
 
 HAAR_CASCADE: Final = "haarcascade_frontalface_default.xml"
-#: Every detector ``make_detector`` builds, in the order of the settings' Literal.
-DETECTORS: Final[tuple[str, ...]] = get_args(DetectorName)
-
-
-class DetectorError(RuntimeError):
-    """A detector cannot be built (e.g. its model file is missing)."""
-
-
-class FaceDetector(Protocol):
-    """Finds faces; boxes are (x, y, w, h) in the pixels of the frame given."""
-
-    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]: ...
-
-
-def square_box_xywh(
-    box_xywh: tuple[float, float, float, float],
-    scale: float,
-    shift_y: float,
-    size_wh: tuple[int, int],
-) -> BoxXYWH | None:
-    """A square box of side ``scale`` x the box's mean side, on its centre moved down by
-    ``shift_y`` x that side, in whole pixels and clipped to the frame (None when outside).
-
-    Makes another detector's boxes look like the Haar cascade's, which the models were trained
-    on and the recordings' ground truth comes from.
-    """
-    x, y, w, h = box_xywh
-    side = scale * (w + h) / 2
-    if side <= 0:
-        return None
-    cx, cy = x + w / 2, y + h / 2 + shift_y * side
-    square = (round(cx - side / 2), round(cy - side / 2), round(side), round(side))
-    return clip_box_xywh(square, size_wh)
 
 
 def _cascade_path() -> Path:
@@ -123,28 +82,3 @@ class HaarDetector:
             if clipped is not None:
                 boxes.append(clipped)
         return boxes
-
-
-def make_detector(
-    name: str, min_face_px: int, detect_max_width: int, threads: int = 0
-) -> FaceDetector:
-    """The detector called ``name`` in settings (``DETECTORS``).
-
-    ``threads`` bounds the TFLite interpreter of BlazeFace (0: its default); MTCNN runs in
-    TensorFlow's own pools (``tf_threads``). Raises DetectorError when it cannot be built.
-    """
-    if name == "haar":
-        return HaarDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
-    if name in ("blazeface", "blazeface_full"):
-        from .blazeface import BlazeFaceDetector
-
-        # Short range sees the whole frame and overlapping tiles (faces from 60 px up); full
-        # range, made for small faces, takes the frame in one pass.
-        if name == "blazeface":
-            return BlazeFaceDetector("short", min_face_px=min_face_px, threads=threads, tiled=True)
-        return BlazeFaceDetector("full", min_face_px=min_face_px, threads=threads)
-    if name == "mtcnn":
-        from .mtcnn_detector import MtcnnDetector
-
-        return MtcnnDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
-    raise DetectorError(f"unknown detector: expected one of {list(DETECTORS)}, found {name!r}")

@@ -1,0 +1,52 @@
+"""Face detectors behind one protocol (``FaceDetector``), by the names settings use.
+
+One module per detector: ``haar`` (OpenCV's cascade), ``blazeface`` (MediaPipe's BlazeFace on
+LiteRT, short and full range, with ``ssd`` for its box maths) and ``mtcnn`` (on TensorFlow, an
+extra). Each imports only ``base``; this registry imports the heavy ones when they are asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Final, get_args
+
+from ..settings import DetectorName
+from .base import DetectorError, FaceDetector, square_box_xywh
+from .haar import HaarDetector
+
+__all__ = [
+    "DETECTORS",
+    "DetectorError",
+    "DetectorName",
+    "FaceDetector",
+    "HaarDetector",
+    "make_detector",
+    "square_box_xywh",
+]
+
+#: Every detector ``make_detector`` builds, in the order of the settings' Literal.
+DETECTORS: Final[tuple[str, ...]] = get_args(DetectorName)
+
+
+def make_detector(
+    name: str, min_face_px: int, detect_max_width: int, threads: int = 0
+) -> FaceDetector:
+    """The detector called ``name`` in settings (``DETECTORS``).
+
+    ``threads`` bounds the TFLite interpreter of BlazeFace (0: its default); MTCNN runs in
+    TensorFlow's own pools (``tf_threads``). Raises DetectorError when it cannot be built.
+    """
+    if name == "haar":
+        return HaarDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
+    if name in ("blazeface", "blazeface_full"):
+        from .blazeface import BlazeFaceDetector
+
+        # Short range sees the whole frame and overlapping tiles (faces from 60 px up); full
+        # range, made for small faces, takes the frame in one pass.
+        if name == "blazeface":
+            return BlazeFaceDetector("short", min_face_px=min_face_px, threads=threads, tiled=True)
+        return BlazeFaceDetector("full", min_face_px=min_face_px, threads=threads)
+    if name == "mtcnn":
+        from .mtcnn import MtcnnDetector
+
+        return MtcnnDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
+    raise DetectorError(f"unknown detector: expected one of {list(DETECTORS)}, found {name!r}")
