@@ -112,7 +112,7 @@ def fit_student(
             verbose=0,
         )
         row = {key: float(values[-1]) for key, values in result.history.items()}
-        row["epoch"] = float(epoch)
+        row["epoch"] = epoch
         row["seconds"] = round(time.monotonic() - started, 1)
         row["jitter_teacher_seconds"] = round(predicted_s, 1)
         student.save(last_path)

@@ -363,6 +363,11 @@ def export_best(
     for best_path in best_paths:
         if not best_path.is_file():
             raise SystemExit(f"no checkpoint to export: {best_path} not found")
+    if not len(tune):
+        raise SystemExit(
+            f"no held-out faces to tune the prior adjustment on: a {config.holdout:.0%} holdout "
+            f"of {len(train)} training faces is empty per class; use more data or --holdout"
+        )
     nets = [load_model(best_path) for best_path in best_paths]
     prior = train.class_counts() / len(train)
     plain = served_model(nets, [0.0] * len(EMOTIONS))

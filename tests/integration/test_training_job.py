@@ -170,3 +170,28 @@ def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
     assert metadata.tflite_weights == "float16"
     lite = LiteRtClassifier.load(model)
     np.testing.assert_allclose(lite.classify(faces), probabilities, atol=2e-3)
+
+
+def test_distill_trains_a_student_resumes_and_exports(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    from training import distill, train
+
+    data = write_fer_folder(tmp_path / "fer", per_class=10)  # a 10% holdout keeps one a class
+    run_dir = tmp_path / "student"
+    args = ["--data", str(data), "--teacher", str(tiny_model_path), "--batch-size", "8"]
+    assert distill.main([*args, "--epochs", "2", "--run-dir", str(run_dir)]) == 0
+    assert _history_epochs(run_dir) == [0, 1]
+    assert (run_dir / "best.keras").is_file() and (run_dir / "last.keras").is_file()
+    # Resumed: the same run goes on to its last epoch, not from the start.
+    config = json.loads((run_dir / "config.json").read_text())
+    config["epochs"] = 3
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert distill.main([*args, "--run-dir", str(run_dir), "--resume"]) == 0
+    assert _history_epochs(run_dir) == [0, 1, 2]
+    # training.train exports the student like any run: model, .tflite and metadata.
+    model = tmp_path / "student.keras"
+    export = ["--export-only", "--run-dir", str(run_dir), "--output", str(model)]
+    assert train.main(export) == 0
+    assert read_metadata(model).architecture == "vgg-student"
+    assert model.with_suffix(".tflite").is_file()
