@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/accuracy.py` as well as `python -m bench.accuracy`
     sys.path.insert(0, str(ROOT))
 
+# numpy and OpenCV alone, so that this module also runs under fer's venv (``--fer-only``).
+from shared.image import iou_xywh  # noqa: E402
+
 #: fer's emotion names, in our label order (shared.labels.EMOTIONS).
 FER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MATCH_IOU = 0.3
@@ -53,21 +56,14 @@ class Detection:
     label: int
 
 
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """IoU of two (x, y, w, h) boxes (stdlib only: this also runs under fer's venv)."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = min(ax + aw, bx + bw) - max(ax, bx)
-    h = min(ay + ah, by + bh) - max(ay, by)
-    if w <= 0 or h <= 0:
-        return 0.0
-    return w * h / (aw * ah + bw * bh - w * h)
-
-
 def match(truth: Sequence[Sequence[float]], found: Sequence[Sequence[float]]) -> dict[int, int]:
     """Greedy one-to-one matching by IoU (highest first, >= MATCH_IOU): truth -> detection."""
     pairs = sorted(
-        ((iou(t, f), ti, fi) for ti, t in enumerate(truth) for fi, f in enumerate(found)),
+        (
+            (iou_xywh(t, f), ti, fi)  # type: ignore[arg-type]
+            for ti, t in enumerate(truth)
+            for fi, f in enumerate(found)
+        ),
         reverse=True,
     )
     matched: dict[int, int] = {}
