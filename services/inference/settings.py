@@ -108,8 +108,8 @@ class WorkerSettings(CurveSettings):
         default=0.0,
         ge=0.0,
         le=0.5,
-        description="Grow each face box by this fraction of its size per side before "
-        "cropping it for the model.",
+        description="Grow each face's crop by this fraction of its size per side, on top of "
+        "the framing fitted for the detector (services/inference/framing.py).",
     )
     tf_threads: int = Field(
         default=0,
