@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:  # `python bench/accuracy.py` as well as `python -
     sys.path.insert(0, str(ROOT))
 
 # numpy and OpenCV alone, so that this module also runs under fer's venv (``--fer-only``).
-from shared.image import iou_xywh  # noqa: E402
+from shared.image import iou_matrix_xywh  # noqa: E402
 
 #: fer's emotion names, in our label order (shared.labels.EMOTIONS).
 FER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -57,25 +57,13 @@ class Detection:
     label: int
 
 
-def match(truth: Sequence[Sequence[float]], found: Sequence[Sequence[float]]) -> dict[int, int]:
+def match(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]]) -> dict[int, int]:
     """Greedy one-to-one matching by IoU (highest first, >= MATCH_IOU): truth -> detection."""
-    pairs = sorted(
-        (
-            (iou_xywh(t, f), ti, fi)  # type: ignore[arg-type]
-            for ti, t in enumerate(truth)
-            for fi, f in enumerate(found)
-        ),
-        reverse=True,
-    )
-    matched: dict[int, int] = {}
-    used: set[int] = set()
-    for overlap, ti, fi in pairs:
-        if overlap < MATCH_IOU:
-            break
-        if ti not in matched and fi not in used:
-            matched[ti] = fi
-            used.add(fi)
-    return matched
+    from services.inference.tracker import match_greedy
+
+    if not len(truth) or not len(found):
+        return {}
+    return match_greedy(iou_matrix_xywh(found, truth), MATCH_IOU)
 
 
 def _visible(box: Sequence[int], size_wh: tuple[int, int] = (640, 480)) -> tuple[int, ...]:

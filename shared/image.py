@@ -19,6 +19,8 @@ __all__ = [
     "draw_box_label",
     "encode_jpeg",
     "expand_box_xywh",
+    "iou_matrix_xywh",
+    "iou_matrix_xyxy",
     "iou_xywh",
     "jpeg_size_wh",
     "overlay_rgba",
@@ -226,15 +228,33 @@ def draw_box_label(
     return out
 
 
+def iou_matrix_xyxy(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """IoU of every box in ``a`` (N, 4+) with every box in ``b`` (M, 4+), corners ``x0, y0,
+    x1, y1`` in the first four columns: shape (N, M), 0.0 where a box is empty."""
+    a = np.atleast_2d(np.asarray(a_xyxy, dtype=np.float64))[:, :4]
+    b = np.atleast_2d(np.asarray(b_xyxy, dtype=np.float64))[:, :4]
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    overlap = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - overlap
+    iou: npt.NDArray[np.float64] = np.where(
+        union > 0, overlap / np.where(union > 0, union, 1.0), 0.0
+    )
+    return iou
+
+
+def iou_matrix_xywh(a_xywh: npt.ArrayLike, b_xywh: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """``iou_matrix_xyxy`` for boxes given as ``x, y, w, h``."""
+
+    def corners(boxes: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        xywh = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+
+    return iou_matrix_xyxy(corners(a_xywh), corners(b_xywh))
+
+
 def iou_xywh(a: BoxXYWH, b: BoxXYWH) -> float:
     """Intersection over union of two boxes; 0.0 when either is empty."""
-    ax, ay, aw, ah = _as_box(a)
-    bx, by, bw, bh = _as_box(b)
-    if aw <= 0 or ah <= 0 or bw <= 0 or bh <= 0:
-        return 0.0
-    inter_w = min(ax + aw, bx + bw) - max(ax, bx)
-    inter_h = min(ay + ah, by + bh) - max(ay, by)
-    if inter_w <= 0 or inter_h <= 0:
-        return 0.0
-    inter = inter_w * inter_h
-    return inter / (aw * ah + bw * bh - inter)
+    return float(iou_matrix_xywh([_as_box(a)], [_as_box(b)])[0, 0])

@@ -16,9 +16,10 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from shared.image import iou_matrix_xywh
 from shared.labels import NUM_EMOTIONS
 
-__all__ = ["FaceTracker", "TrackedFace", "iou_matrix_xywh", "match_greedy"]
+__all__ = ["FaceTracker", "TrackedFace", "match_greedy"]
 
 #: Streams whose state is kept; the least recently updated beyond this is forgotten.
 MAX_STREAMS: Final = 256
@@ -52,23 +53,6 @@ class _Stream:
     newest_seq: int
     newest_captured_ns: int
     tracks: list[_Track] = field(default_factory=list)
-
-
-def iou_matrix_xywh(a_xywh: BoxesXYWH, b_xywh: BoxesXYWH) -> npt.NDArray[np.float64]:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4): shape (N, M)."""
-    a = np.asarray(a_xywh, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b_xywh, dtype=np.float64).reshape(-1, 4)
-    ax0, ay0 = a[:, 0:1], a[:, 1:2]
-    ax1, ay1 = ax0 + a[:, 2:3], ay0 + a[:, 3:4]
-    bx0, by0 = b[:, 0], b[:, 1]
-    bx1, by1 = bx0 + b[:, 2], by0 + b[:, 3]
-    inter_w = np.clip(np.minimum(ax1, bx1) - np.maximum(ax0, bx0), 0.0, None)
-    inter_h = np.clip(np.minimum(ay1, by1) - np.maximum(ay0, by0), 0.0, None)
-    inter = inter_w * inter_h
-    union = (a[:, 2:3] * a[:, 3:4]) + (b[:, 2] * b[:, 3]) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return iou
 
 
 def match_greedy(iou: npt.NDArray[np.float64], threshold: float) -> dict[int, int]:

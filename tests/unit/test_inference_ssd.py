@@ -11,10 +11,10 @@ from services.inference.detectors.ssd import (
     AnchorSpec,
     anchors_cxcy,
     decode_boxes_xyxy,
-    iou_matrix_xyxy,
     sigmoid_scores,
     weighted_nms_xyxy,
 )
+from shared.image import iou_matrix_xyxy
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.tracker import FaceTracker, iou_matrix_xywh, match_greedy
+from services.inference.tracker import FaceTracker, match_greedy
+from shared.image import iou_matrix_xywh
 from shared.labels import EMOTIONS
 
 Box = tuple[int, int, int, int]

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from shared.image import iou_matrix_xyxy
+
 __all__ = [
     "FULL_RANGE",
     "SHORT_RANGE",
     "AnchorSpec",
     "anchors_cxcy",
     "decode_boxes_xyxy",
-    "iou_matrix_xyxy",
     "sigmoid_scores",
     "weighted_nms_xyxy",
 ]
@@ -93,17 +94,6 @@ def decode_boxes_xyxy(
     half_w = values[:, 2] / box_scale / 2
     half_h = values[:, 3] / box_scale / 2
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
-
-
-def iou_matrix_xyxy(a: FloatArray, b: FloatArray) -> FloatArray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4): (N, M)."""
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    overlap = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - overlap
-    return np.where(union > 0, overlap / np.where(union > 0, union, 1.0), 0.0).astype(np.float32)
 
 
 def weighted_nms_xyxy(
