@@ -11,7 +11,6 @@ from typing import Any, Final
 import zmq
 
 __all__ = [
-    "MAX_POLL_MS",
     "PREVIEW_QUEUE",
     "Socket",
     "TransportError",
@@ -27,8 +26,6 @@ __all__ = [
 Socket = zmq.Socket[bytes]
 Context = zmq.Context[Any]
 
-#: Longest single wait a loop should use so that SIGTERM is honoured within a second.
-MAX_POLL_MS: Final = 1000
 #: Preview frames queued on each side of a capture-to-display link (capture's PUB, the
 #: display's SUB): about 2 s at 15 fps. A display that falls behind loses frames instead of
 #: costing capture memory, and counts them from the gaps in seq numbers (preview_missed).
