@@ -41,6 +41,8 @@ class Framing:
 FRAMINGS: Final[dict[str, Framing]] = {
     "haar": Framing(1.05, 0.0, 0.0),
     "blazeface": Framing(1.14, 0.0, 0.045),
+    # The same network and box as blazeface, without the tiles.
+    "blazeface_single": Framing(1.14, 0.0, 0.045),
     "blazeface_full": Framing(1.16, 0.0, 0.055),
     # Not fitted (MTCNN needs TensorFlow and takes 130 ms a frame): its box as it is.
     "mtcnn": Framing(1.0, 0.0, 0.0),
