@@ -24,7 +24,7 @@ from shared.http_status import (
 )
 from shared.image import ImageError, ImageU8, decode_jpeg
 from shared.log_throttle import LogThrottle
-from shared.messages import EndOfStream, Face, FrameHeader, Heartbeat, ResultHeader
+from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
 from shared.runtime import (
     LatencyWindow,
     PeriodicLogger,
@@ -313,9 +313,6 @@ class _Display:
             message, _ = decode(frames)
         except WireError as error:
             self.malformed("results", error)
-            return
-        if isinstance(message, Heartbeat):
-            self.stats.increment("heartbeats")
             return
         if not isinstance(message, ResultHeader):
             self.malformed("results", WireError(f"expected a result, found {message.kind!r}"))
