@@ -14,7 +14,7 @@ from typing import Annotated, Any, Final
 import zmq
 from pydantic import AfterValidator, Field
 
-from shared.log_throttle import LogThrottle
+from shared.log_throttle import LogThrottle, and_more
 from shared.settings import ServiceSettings
 from shared.transport import Socket, is_loopback_endpoint
 
@@ -198,7 +198,7 @@ class _AllowedKeys:
             return True
         suppressed = self._throttle.ready()
         if suppressed is not None:
-            more = f" (and {suppressed} more since the last warning)" if suppressed else ""
+            more = and_more(suppressed)
             log.warning(
                 "%s: refused a CURVE client with public key %s: not in the allowed keys%s",
                 self._service,

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["LogThrottle"]
+__all__ = ["LogThrottle", "and_more"]
 
 
 class LogThrottle:
@@ -35,3 +35,8 @@ class LogThrottle:
             self._last = now
             suppressed, self._suppressed = self._suppressed, 0
             return suppressed
+
+
+def and_more(suppressed: int) -> str:
+    """The end of a throttled warning: " (and N more since the last warning)", or nothing."""
+    return f" (and {suppressed} more since the last warning)" if suppressed else ""

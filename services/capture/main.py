@@ -22,7 +22,7 @@ from shared.http_status import (
     start_status_server,
 )
 from shared.image import ImageError, decode_jpeg, encode_jpeg, resize_to_fit
-from shared.log_throttle import LogThrottle
+from shared.log_throttle import LogThrottle, and_more
 from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
 from shared.runtime import (
     LatencyWindow,
@@ -157,7 +157,7 @@ class CaptureLoop:
         """A warning at most once per WARNING_INTERVAL_S; floods are counted, not logged."""
         suppressed = self.throttle.ready()
         if suppressed is not None:
-            more = f" (and {suppressed} more since the last warning)" if suppressed else ""
+            more = and_more(suppressed)
             log.warning(message + more, error)
 
     # --- requests from workers -------------------------------------------------------------

@@ -23,7 +23,7 @@ from shared.http_status import (
     start_status_server,
 )
 from shared.image import ImageError, ImageU8, decode_jpeg
-from shared.log_throttle import LogThrottle
+from shared.log_throttle import LogThrottle, and_more
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
 from shared.runtime import (
     LatencyWindow,
@@ -230,8 +230,7 @@ class _Display:
         self.stats.increment("malformed")
         held = self.malformed_log.ready()
         if held is not None:
-            more = f" (and {held} more since the last warning)" if held else ""
-            log.warning("malformed message on %s skipped: %s%s", where, error, more)
+            log.warning("malformed message on %s skipped: %s%s", where, error, and_more(held))
 
     def render(self, entry: FrameEntry, faces: Sequence[Face], banner: str | None) -> None:
         header = entry.header

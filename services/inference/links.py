@@ -11,7 +11,7 @@ from typing import Any, Final
 import zmq
 
 from shared.curve import ClientKeys
-from shared.log_throttle import LogThrottle
+from shared.log_throttle import LogThrottle, and_more
 from shared.messages import MAX_DONE, Heartbeat, ResultHeader, WorkRequest
 from shared.runtime import Stats
 from shared.transport import Socket, connect, make_socket, send_nowait, set_heartbeats
@@ -205,7 +205,7 @@ class ResultSender:
                 RESULTS_WAIT_S,
                 result.stream_id,
                 result.seq,
-                f" and {suppressed} more since the last warning" if suppressed else "",
+                and_more(suppressed),
             )
         return False
 

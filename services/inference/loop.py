@@ -15,7 +15,7 @@ from typing import Final
 
 import zmq
 
-from shared.log_throttle import LogThrottle
+from shared.log_throttle import LogThrottle, and_more
 from shared.messages import FrameHeader
 from shared.runtime import PeriodicLogger
 from shared.wire import WireError, decode_as
@@ -151,7 +151,7 @@ class FrameLoop:
                     "malformed message from %s skipped: %s%s",
                     link.endpoint,
                     error,
-                    _more(suppressed),
+                    and_more(suppressed),
                 )
             link.top_up()
             return None
@@ -193,7 +193,7 @@ class FrameLoop:
                         header.seq,
                         link.endpoint,
                         result.error,
-                        _more(suppressed),
+                        and_more(suppressed),
                     )
             log.debug(
                 "frame %s seq %d: %d faces in %.1f ms",
@@ -209,7 +209,3 @@ class FrameLoop:
         # One request per capture for the whole batch, carrying every seq it finished.
         for link in {id(item.link): item.link for item in batch}.values():
             link.top_up()
-
-
-def _more(suppressed: int) -> str:
-    return f" ({suppressed} more since the last warning)" if suppressed else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.log_throttle import LogThrottle
+from shared.log_throttle import LogThrottle, and_more
 
 
 def test_first_then_one_per_interval_with_suppressed_count() -> None:
@@ -22,3 +22,8 @@ def test_first_then_one_per_interval_with_suppressed_count() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval_s"):
         LogThrottle(0)
+
+
+def test_and_more_says_how_many_were_kept_quiet() -> None:
+    assert and_more(0) == ""
+    assert and_more(41) == " (and 41 more since the last warning)"
