@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from training.augment import Faces, Jitter, jitter_faces
-from training.data import Examples, class_weights, load_split, stratified_holdout
+from training.data import Examples, class_weights, load_split
 from training.train import (
     DEFAULT_DATA,
     INPUT_HW,
@@ -36,6 +36,7 @@ from training.train import (
     compile_model,
     limited,
     one_hot,
+    split_train,
 )
 
 log = logging.getLogger("training.distill")
@@ -182,12 +183,6 @@ def prepare(run_dir: Path, config: DistillConfig, resume: bool) -> DistillConfig
     return config
 
 
-def split(data_train: Examples, config: TrainConfig) -> tuple[Examples, Examples]:
-    """The training faces and the held-out slice, as ``training.train`` cuts them."""
-    everything = limited(data_train, config.limit, config.seed)
-    return stratified_holdout(everything, config.holdout, config.holdout_seed)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m training.distill", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -235,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     keras.utils.set_random_seed(config.train.seed)
     data = Path(config.train.data)
-    train, _ = split(load_split(data, "train"), config.train)
+    train, _ = split_train(load_split(data, "train"), config.train)
     val = limited(load_split(data, "test"), config.train.limit, config.train.seed)
     teacher = load_model(config.teacher)
     log.info(

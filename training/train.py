@@ -182,6 +182,13 @@ def limited(examples: Examples, limit: int, seed: int) -> Examples:
     return Examples(examples.images[keep], examples.labels[keep], examples.source)
 
 
+def split_train(train_split: Examples, config: TrainConfig) -> tuple[Examples, Examples]:
+    """The training faces and the held-out slice for the prior adjustment, as every run cuts
+    them (the holdout seed is the config's, so runs with other seeds hold out the same faces)."""
+    everything = limited(train_split, config.limit, config.seed)
+    return stratified_holdout(everything, config.holdout, config.holdout_seed)
+
+
 def compile_model(model: Any, config: TrainConfig, steps_per_epoch: int) -> None:
     import keras
 
@@ -316,8 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keras.utils.set_random_seed(config.seed)
     log.info("training on %s; run folder %s", describe_device(), run_dir)
     data = Path(config.data)
-    everything = limited(load_split(data, "train"), config.limit, config.seed)
-    train, tune = stratified_holdout(everything, config.holdout, config.holdout_seed)
+    train, tune = split_train(load_split(data, "train"), config)
     val = limited(load_split(data, "test"), config.limit, config.seed)
     log.info(
         "train %d (holdout %d for the prior adjustment), validation %d (%s)",
