@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,37 +125,47 @@ def build_scenes(
     return [make_scene(rng, faces, labels, photos) for _ in range(count)]
 
 
-def run_ours(
-    detector_name: str, scenes: Sequence[Any], classifier: Any, framing: Any = None
-) -> tuple[list[list[Detection]], float, list[list[tuple[int, ...]]]]:
-    """The worker's prepare_frame and classifier on every scene: detections, detect ms/frame,
-    and the raw detector boxes."""
+def worker_prepare(
+    detector_name: str, classifier: Any, framing: Any = None
+) -> Callable[[Any, str, int], Any]:
+    """``prepare(scene, stream_id, seq)``: the scene's JPEG through the worker's
+    ``prepare_frame`` (decode, detect, crop) with ``detector_name`` and its fitted framing
+    (or ``framing``), as a frame of that stream would arrive."""
     from services.inference.detectors import make_detector
     from services.inference.framing import framing_for
     from services.inference.pipeline import prepare_frame
     from shared.messages import FrameHeader
 
     detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
-    framing = framing or framing_for(detector_name)
+    chosen = framing or framing_for(detector_name)
+
+    def prepare(scene: Any, stream_id: str, seq: int) -> Any:
+        header = FrameHeader(
+            stream_id=stream_id, seq=seq, captured_at_ns=time.time_ns(), width=640, height=480
+        )
+        return prepare_frame(
+            header, scene.jpeg, detector=detector, input_hw=classifier.input_hw, framing=chosen
+        )
+
+    return prepare
+
+
+def run_ours(
+    detector_name: str, scenes: Sequence[Any], classifier: Any, framing: Any = None
+) -> tuple[list[list[Detection]], float, list[list[tuple[int, ...]]]]:
+    """The worker's prepare_frame and classifier on every scene: detections, detect ms/frame,
+    and the raw detector boxes."""
+    prepare = worker_prepare(detector_name, classifier, framing)
     out: list[list[Detection]] = []
     boxes: list[list[tuple[int, ...]]] = []
     detect_ms: list[float] = []
     for seq, scene in enumerate(scenes):
-        header = FrameHeader(
-            stream_id="bench", seq=seq, captured_at_ns=time.time_ns(), width=640, height=480
-        )
-        prepared = prepare_frame(
-            header,
-            scene.jpeg,
-            detector=detector,
-            input_hw=classifier.input_hw,
-            framing=framing,
-        )
+        prepared = prepare(scene, "bench", seq)
         detect_ms.append(prepared.detect_ms)
         labels = np.argmax(classifier.classify(prepared.faces_gray), axis=1)
         out.append(
             [
-                Detection(tuple(box), int(label))  # type: ignore[arg-type]
+                Detection(tuple(box), int(label))
                 for box, label in zip(prepared.boxes_xywh, labels, strict=True)
             ]
         )
@@ -168,36 +178,18 @@ def shown_vs_raw(
 ) -> dict[str, float]:
     """On clips, the label the user sees (the worker's tracker: smoothing and hold, at its
     default settings) against the per-frame argmax, both on the faces found."""
-    from services.inference.detectors import make_detector
-    from services.inference.framing import framing_for
-    from services.inference.pipeline import label_faces, prepare_frame
+    from services.inference.main import make_tracker
+    from services.inference.pipeline import label_faces
     from services.inference.settings import WorkerSettings
-    from services.inference.tracker import FaceTracker
     from shared.labels import EMOTIONS
-    from shared.messages import FrameHeader
 
     settings = WorkerSettings()
-    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
-    framing = framing_for(detector_name)
+    prepare = worker_prepare(detector_name, classifier)
     found = raw_right = shown_right = 0
     for number, clip in enumerate(clips):
-        tracker = FaceTracker(
-            iou_threshold=settings.track_iou,
-            max_missed=settings.track_max_missed,
-            smoothing=settings.smoothing,
-            label_hold_frames=settings.label_hold_frames,
-        )
+        tracker = make_tracker(settings)
         for seq, scene in enumerate(clip):
-            header = FrameHeader(
-                stream_id=f"clip-{number}",
-                seq=seq,
-                captured_at_ns=time.time_ns(),
-                width=640,
-                height=480,
-            )
-            prepared = prepare_frame(
-                header, scene.jpeg, detector=detector, input_hw=classifier.input_hw, framing=framing
-            )
+            prepared = prepare(scene, f"clip-{number}", seq)
             probabilities = classifier.classify(prepared.faces_gray)
             shown = label_faces(prepared, probabilities, tracker)
             raw = np.argmax(probabilities, axis=1)

@@ -35,7 +35,7 @@ from .reload import ModelReloader
 from .settings import WorkerSettings, batch_wait_ms
 from .tracker import FaceTracker
 
-__all__ = ["EXIT_CANNOT_START", "main", "run"]
+__all__ = ["EXIT_CANNOT_START", "main", "make_tracker", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +79,7 @@ def run(
             settings.reload_check_s,
             meters.stats,
         )
-    tracker = FaceTracker(
-        iou_threshold=settings.track_iou,
-        max_missed=settings.track_max_missed,
-        smoothing=settings.smoothing,
-        label_hold_frames=settings.label_hold_frames,
-    )
+    tracker = make_tracker(settings)
     with ExitStack() as cleanup:
         if ctx is None:
             ctx = zmq.Context()
@@ -152,6 +147,16 @@ def run(
         loop.serve()
         log.info("stopping: %s", meters.line(loop.credit_held()))
     return 0
+
+
+def make_tracker(settings: WorkerSettings) -> FaceTracker:
+    """The worker's face tracker (smoothing and label hold) as its settings say."""
+    return FaceTracker(
+        iou_threshold=settings.track_iou,
+        max_missed=settings.track_max_missed,
+        smoothing=settings.smoothing,
+        label_hold_frames=settings.label_hold_frames,
+    )
 
 
 def _loader(tf_threads: int, runtime: Runtime) -> Callable[[Path], Classifier]:
