@@ -167,8 +167,8 @@ class BlazeFaceDetector:
         height, width = frame_bgr.shape[:2]
         regions = [(0, 0, width, height), *(tile_regions(width, height) if self._tiled else [])]
         found = [self._detect_region(frame_bgr, region, (width, height)) for region in regions]
-        boxes = np.concatenate([b for b, _ in found]) if found else np.zeros((0, 4), np.float32)
-        scores = np.concatenate([s for _, s in found]) if found else np.zeros((0,), np.float32)
+        boxes = np.concatenate([b for b, _ in found])
+        scores = np.concatenate([s for _, s in found])
         if not len(boxes):
             return []
         merged, _ = weighted_nms_xyxy(boxes, scores, NMS_IOU)
