@@ -42,12 +42,12 @@ from shared.transport import (
     is_loopback_endpoint,
     make_socket,
     recv_multipart_timeout,
-    send_nowait,
     set_heartbeats,
 )
 from shared.wire import WireError, decode, encode, split_envelope
 
 from .dispatch import Credits, InFlight, LostWorker, NewestSlot
+from .preview import PreviewLink
 from .settings import CaptureSettings
 from .sources import FrameSource, RawFrame, SourceError, open_source
 
@@ -118,14 +118,14 @@ class CaptureLoop:
         settings: CaptureSettings,
         source: FrameSource,
         router: Socket,
-        pub: Socket,
+        preview: PreviewLink,
         clock: Clock,
     ) -> None:
         self.settings = settings
         self.source = source
         self.stream_id = settings.stream_id or source.default_stream_id
         self.router = router
-        self.pub = pub
+        self.preview = preview
         self.clock = clock
         self.stats = Stats()
         self.credits = Credits(settings.max_credit)
@@ -152,6 +152,10 @@ class CaptureLoop:
         self.live_paced = settings.mode == "live" and (
             settings.pace == "source" or source.self_paced
         )
+        # Lossless: the first frame waits (up to display_wait_s) for a display to listen.
+        self.display_deadline: float | None = None
+        if settings.mode == "lossless" and settings.display_wait_s > 0:
+            self.display_deadline = clock() + settings.display_wait_s
 
     def warn(self, message: str, error: Exception) -> None:
         """A warning at most once per WARNING_INTERVAL_S; floods are counted, not logged."""
@@ -235,9 +239,28 @@ class CaptureLoop:
 
     # --- reading the source ----------------------------------------------------------------
 
+    def display_listens(self, now: float) -> bool:
+        """False while a lossless run still waits for its display before the first frame."""
+        self.preview.poll()
+        if self.display_deadline is None:
+            return True
+        if self.preview.ever_subscribed:
+            self.display_deadline = None
+            return True
+        if now < self.display_deadline:
+            return False
+        log.warning(
+            "no display subscribed to the preview within %.1f s: going on without one "
+            "(frames published before a display subscribes are not shown)",
+            self.settings.display_wait_s,
+        )
+        self.display_deadline = None
+        return True
+
     def next_read_at(self) -> float | None:
-        """When the next frame should be read; None while waiting for credit or after the end."""
-        if self.ended_at is not None:
+        """When the next frame should be read; None while waiting for credit, a display (the
+        first frame of a lossless run) or after the end."""
+        if self.ended_at is not None or not self.display_listens(self.clock()):
             return None
         if not self.live_paced and (self.slot or self.requeued or self.credits.pick() is None):
             return None
@@ -291,9 +314,9 @@ class CaptureLoop:
         self.seq += 1
         self.stats.increment("frames_read")
         self.fps_in.mark()
-        # PUB never blocks: a display whose queue (PREVIEW_QUEUE) is full misses this frame,
-        # and counts it from the gap in seq numbers (its preview_missed).
-        send_nowait(self.pub, message)
+        # The preview never blocks: a display whose queue (PREVIEW_QUEUE) is full misses this
+        # frame, and counts it from the gap in seq numbers (its preview_missed).
+        self.preview.send(message)
         if self.slot.put((header.seq, message)):
             self.stats.increment("drops")
             log.debug("dropped seq %d: no worker took it before seq %d", header.seq - 1, header.seq)
@@ -359,7 +382,7 @@ class CaptureLoop:
         end = EndOfStream(
             stream_id=self.stream_id, frame_count=self.seq, dropped=self.stats.get("drops")
         )
-        send_nowait(self.pub, encode(end))
+        self.preview.send(encode(end))
         self.eos_sent = True
         log.info(
             "published end of stream %s: %d frames, %d dropped",
@@ -426,6 +449,11 @@ class CaptureLoop:
     def run(self, stop: threading.Event) -> bool:
         """Loop until ``stop``; True when it ended by itself (exit_at_end) and should flush."""
         periodic = PeriodicLogger(self.settings.stats_interval_s, clock=self.clock)
+        if self.display_deadline is not None:
+            log.info(
+                "lossless: the first frame waits up to %.1f s for a display on the preview",
+                self.settings.display_wait_s,
+            )
         try:
             while not stop.is_set():
                 self.receive_requests(self.poll_timeout_ms())
@@ -465,7 +493,7 @@ def run(
         source = open_source(settings.source, settings.fps)
     context: zmq.Context[Any] = zmq.Context() if ctx is None else ctx
     router = make_socket(context, zmq.ROUTER)
-    pub = make_socket(context, zmq.PUB, sndhwm=PREVIEW_QUEUE)
+    pub = make_socket(context, zmq.XPUB, sndhwm=PREVIEW_QUEUE)
     linger_ms = 0
     closers: list[Callable[[], None]] = []
     try:
@@ -484,7 +512,7 @@ def run(
                     "(allow_insecure_network is set)",
                     endpoint,
                 )
-        loop = CaptureLoop(settings, source, router, pub, clock)
+        loop = CaptureLoop(settings, source, router, PreviewLink(pub), clock)
         status = start_status_server("capture", settings.status_host, settings.status_port, loop)
         if status is not None:
             closers.append(status.close)

@@ -46,6 +46,15 @@ class CaptureSettings(CurveServerSettings):
             "take frames (webcams are always paced by the camera)."
         ),
     )
+    display_wait_s: float = Field(
+        default=20.0,
+        ge=0.0,
+        le=3600.0,
+        description=(
+            "lossless: hold the first frame until a display subscribes to the preview (so it "
+            "sees every frame), at most this long; 0 = do not wait."
+        ),
+    )
     fps: float = Field(
         default=15.0,
         gt=0.0,

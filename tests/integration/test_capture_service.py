@@ -69,6 +69,9 @@ class Capture:
                 self.preview_endpoint,
                 "--status-port",
                 self.status_url.rsplit(":", 1)[1].rstrip("/"),
+                # Lossless runs here do without a display unless a test says otherwise.
+                "--display-wait-s",
+                "0",
                 *args,
             ],
             cwd=REPO,
@@ -169,11 +172,17 @@ def test_lossless_delivers_every_frame_once_then_end_of_stream(
 ) -> None:
     count = 25
     recording = make_recording(tmp_path / "rec", count)
-    capture = start_capture("--source", str(recording), "--mode", "lossless", "--pace", "fast")
+    capture = start_capture(
+        "--source", str(recording), "--mode", "lossless", "--pace", "fast",
+        "--display-wait-s", "60",
+    )  # fmt: skip
     capture.wait_for_log(r"capture ready", STARTUP_S)
-    sub = connect_display(ctx, capture)
-    time.sleep(0.5)  # let the subscription reach the PUB before any frame is read
+    # The worker comes first: capture holds the first frame until the display subscribes.
     dealer = connect_worker(ctx, capture, "w1")
+    dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=1)))
+    capture.wait_for_log(r"the first frame waits up to 60.0 s for a display", 5)
+    assert not dealer.poll(300), "a frame went out before any display listened"
+    sub = connect_display(ctx, capture)
 
     worked, previewed, end = run_worker_until_end(dealer, sub, "w1", timeout_s=20)
 
@@ -304,6 +313,7 @@ def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
         [
             "--mode=lossless",
             "--pace=fast",
+            "--display-wait-s=0",
             f"--frames-endpoint=tcp://127.0.0.1:{free_port()}",
             f"--preview-endpoint=tcp://127.0.0.1:{free_port()}",
             "--exit-at-end",
