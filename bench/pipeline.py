@@ -46,7 +46,7 @@ from bench.common import (
     write_result,
 )
 from shared.image import BoxXYWH, ImageU8, expand_box_xywh
-from shared.transport import free_loopback_port as free_port
+from tests.loopback import free_loopback_port as free_port
 
 FRAME_WH = (640, 480)
 SYNTHETIC_FRAMES = 60

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import xmlrpc.client
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import MODEL, RECORDING, ROOT, bench_parser, print_table, write_result
-from shared.transport import free_loopback_port, free_loopback_port_prefix
+from tests.loopback import (
+    free_loopback_port,
+    free_loopback_port_prefix,
+    histogram_quantile,
+    scrape,
+)
 
 WORKERS: Final = 2
 #: Memory may grow by this fraction between warm-up and the end.
@@ -80,19 +84,16 @@ def vm_rss_kib(pid: int) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 1)
+
+
 def metrics(url: str) -> dict[str, float]:
     """``/metrics`` as {name without emojify_<service>_: value}; empty when it does not answer."""
     try:
-        with urllib.request.urlopen(url + "metrics", timeout=3) as response:
-            body = response.read().decode()
+        return scrape(url, timeout_s=3.0)
     except OSError:
         return {}
-    values: dict[str, float] = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition(" ")
-            values[re.sub(r"^emojify_[a-z]+_", "", name)] = float(value)
-    return values
 
 
 class Supervisor:
@@ -265,23 +266,26 @@ def report(
     def since_warm(values: dict[str, float], before: dict[str, float], name: str) -> float:
         return values.get(name, 0.0) - before.get(name, 0.0)
 
+    # Live mode: frames replaced before any worker took them, or lost on a lost worker.
+    dropped = since_warm(capture, warm_capture, "replaced_total") + since_warm(
+        capture, warm_capture, "lost_in_flight_total"
+    )
     rates: dict[str, float | None] = {
         "capture_fps_in": capture.get("fps_in"),
         "capture_fps_out": capture.get("fps_out"),
         "display_fps_out": display.get("fps_out"),
         "display_results_per_s": display.get("results_per_s"),
-        "latency_p50_ms": display.get("latency_p50_ms"),
-        "latency_p95_ms": display.get("latency_p95_ms"),
-        "frames_read_after_warmup": since_warm(capture, warm_capture, "frames_read"),
-        "drops_after_warmup": since_warm(capture, warm_capture, "drops"),
-        "worker_lost": capture.get("worker_lost"),
-        "lost_in_flight": capture.get("lost_in_flight"),
-        "display_rendered_after_warmup": since_warm(display, warm_display, "rendered"),
-        "display_offline_events": display.get("offline"),
+        "latency_p50_ms": _ms(histogram_quantile(display, "end_to_end_seconds", 0.5)),
+        "latency_p95_ms": _ms(histogram_quantile(display, "end_to_end_seconds", 0.95)),
+        "frames_read_after_warmup": since_warm(capture, warm_capture, "frames_read_total"),
+        "dropped_after_warmup": dropped,
+        "worker_lost": capture.get("worker_lost_total"),
+        "lost_in_flight": capture.get("lost_in_flight_total"),
+        "display_rendered_after_warmup": since_warm(display, warm_display, "rendered_total"),
+        "display_offline_events": display.get("offline_total"),
     }
-    read = since_warm(capture, warm_capture, "frames_read")
-    drops = since_warm(capture, warm_capture, "drops")
-    rates["drop_fraction"] = round(drops / read, 4) if read else None
+    read = since_warm(capture, warm_capture, "frames_read_total")
+    rates["drop_fraction"] = round(dropped / read, 4) if read else None
     passed = bool(programs) and all(p["passed"] for p in programs.values())
     return {
         "settings": {

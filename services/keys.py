@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shared.curve import NAME_PATTERN, PUBLIC_SUFFIX, CurveError, generate_keypair, load_keypair
-from shared.settings import EXIT_BAD_SETTINGS
+from shared.settings import EXIT_CANNOT_START
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name}: secret {secret_path} (keep it here), public {public_path} ({public})")
     except (CurveError, OSError) as error:
         print(f"services.keys: {error}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return EXIT_CANNOT_START
     print(
         f"Copy each *{PUBLIC_SUFFIX} to the hosts that need it: a server's allowed folder "
         "(curve_allowed_dir) holds its clients' public keys; a client names its server's "

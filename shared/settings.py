@@ -11,7 +11,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 __all__ = [
-    "EXIT_BAD_SETTINGS",
+    "EXIT_CANNOT_START",
     "Endpoint",
     "ServiceSettings",
     "each_once",
@@ -19,7 +19,9 @@ __all__ = [
     "split_list",
 ]
 
-EXIT_BAD_SETTINGS = 2
+#: Exit code of a service that cannot start: a bad setting, key, model file, source or asset,
+#: or an address it cannot bind. 0 is a clean stop, 1 a failure while running.
+EXIT_CANNOT_START = 2
 
 #: A ZeroMQ endpoint setting.
 Endpoint = Annotated[str, Field(pattern=r"^(tcp|ipc|inproc)://\S+$", max_length=256)]
@@ -142,4 +144,4 @@ def load_settings(
         # Unknown options, missing values, environment values that do not parse.
         cause = f" ({error.__cause__})" if error.__cause__ else ""
         print(f"{prog}: invalid command line or environment: {error}{cause}", file=out)
-    raise SystemExit(EXIT_BAD_SETTINGS)
+    raise SystemExit(EXIT_CANNOT_START)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import random
-import socket
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -143,29 +141,3 @@ def is_loopback_endpoint(endpoint: str) -> bool:
     except ValueError:
         # '*', interface names like eth0, other host names: assume the network.
         return False
-
-
-def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (for tests and benchmarks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def free_loopback_port_prefix(count: int) -> int:
-    """A prefix P with loopback ports P00..P(count-1) free: the deploy gives worker N the
-    status port ``<prefix><NN>`` (for tests and benchmarks)."""
-    for _ in range(100):
-        prefix = random.randint(300, 640)
-        if all(_loopback_port_free(prefix * 100 + n) for n in range(count)):
-            return prefix
-    raise TransportError(f"no free range of {count} loopback ports found")
-
-
-def _loopback_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -29,7 +29,6 @@ __all__ = [
     "decode",
     "decode_as",
     "encode",
-    "join_envelope",
     "split_envelope",
 ]
 
@@ -162,12 +161,3 @@ def split_envelope(frames: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
             f"expected a routing identity of 1..{MAX_IDENTITY_BYTES} bytes, found {len(identity)}"
         )
     return identity, [bytes(frame) for frame in frames[1:]]
-
-
-def join_envelope(identity: bytes, frames: Sequence[bytes]) -> list[bytes]:
-    """Frames for a ROUTER to send to the DEALER named ``identity``."""
-    if not 0 < len(identity) <= MAX_IDENTITY_BYTES:
-        raise WireError(
-            f"expected a routing identity of 1..{MAX_IDENTITY_BYTES} bytes, found {len(identity)}"
-        )
-    return [identity, *frames]

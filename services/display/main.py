@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 import threading
@@ -16,40 +15,24 @@ from shared.curve import CurveError, client_keys, secure_servers
 from shared.http_status import (
     Health,
     LoopWatch,
-    Metric,
     StatusError,
-    counters,
-    gauges,
     start_status_server,
+    status_routes,
 )
-from shared.image import ImageError, ImageU8, decode_jpeg
-from shared.log_throttle import LogThrottle, and_more
+from shared.image import ImageError, decode_jpeg
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
-from shared.runtime import (
-    LatencyWindow,
-    PeriodicLogger,
-    RateMeter,
-    Stats,
-    format_stats_line,
-    install_stop_handlers,
-    setup_logging,
-)
-from shared.settings import EXIT_BAD_SETTINGS, load_settings
+from shared.metrics import Sample, ServiceMetrics
+from shared.runtime import PeriodicLogger, install_stop_handlers, setup_logging
+from shared.settings import EXIT_CANNOT_START, load_settings
 from shared.transport import PREVIEW_QUEUE, Socket, TransportError, bind, connect, make_socket
 from shared.wire import WireError, decode
 
-from .render import (
-    AssetError,
-    Sprites,
-    load_sprites,
-    placeholder_frame,
-    render_frame,
-    tile_grid,
-    with_banner,
-)
+from .accounting import DisplayMeters
+from .render import AssetError, Sprites, load_sprites, render_frame
 from .ring import FrameEntry, FrameRing, LiveResults, ResultState, SeqGaps
+from .screen import Screen
 from .settings import DisplaySettings
-from .sinks import FrameSink, HttpSink, JsonLinesSink, SinkError, VideoFileSink, WindowSink
+from .sinks import FrameSink, JsonLinesSink, SinkError, close_sinks, open_sinks
 
 __all__ = ["main", "run"]
 
@@ -58,44 +41,9 @@ log = logging.getLogger(__name__)
 POLL_MS: Final = 100
 #: Most messages taken from one socket per loop turn, so neither socket starves the other.
 MAX_BATCH: Final = 256
-WARN_EVERY_S: Final = 5.0
-PLACEHOLDER_WH: Final = (640, 480)
 OFFLINE_BANNER: Final = "inference offline"
 #: /healthz answers 503 when the loop has not turned for this long (it turns every POLL_MS).
 STUCK_AFTER_S: Final = 5.0
-#: In the grid, a stream without frames for this long is marked, and forgotten after FORGET_S.
-TILE_STALE_S: Final = 3.0
-TILE_FORGET_S: Final = 60.0
-COUNTER_HELP: Final = {
-    "frames": "Preview frames received.",
-    "preview_missed": "Preview frames that never arrived (gaps in a stream's seq numbers): "
-    "the capture's preview queue for this display was full, so the display read too slowly.",
-    "results": "Results received (duplicates included).",
-    "matched": "Frames paired with their result.",
-    "missing": "Frames given up on without a result.",
-    "late_results": "Results that came after their frame was counted missing.",
-    "unknown_results": "Results whose frame never came.",
-    "duplicate_results": "Second and later results of one frame (not written, not drawn).",
-    "duplicate_frames": "Frames received twice.",
-    "malformed": "Messages that broke the wire format, and undecodable preview frames.",
-    "rendered": "Frames drawn into the sinks.",
-    "skipped": "Live frames not drawn because a newer one came in the same turn.",
-    "waiting": "Frames drawn with a 'waiting for inference' or offline banner.",
-    "stale": "Live frames drawn with a stale-result banner.",
-    "offline": "Times inference went offline (frames but no results for offline_after_s).",
-    "end_of_stream": "End-of-stream messages received.",
-}
-GAUGE_HELP: Final = {
-    "fps_in": "Preview frames received per second.",
-    "fps_out": "Frames drawn per second.",
-    "results_per_s": "Results received per second.",
-    "in_flight": "Frames waiting for their result.",
-    "inference_offline": "1 while frames arrive but no result came for offline_after_s.",
-    "latency_p50_ms": "Median time from capture to drawing.",
-    "latency_p95_ms": "95th percentile of the time from capture to drawing.",
-    "latency_last_ms": "Time from capture to drawing of the frame drawn last.",
-    "streams": "Streams shown (one, or the tiles of the grid).",
-}
 
 
 def _drain(socket: Socket, limit: int) -> list[list[bytes]]:
@@ -108,42 +56,24 @@ def _drain(socket: Socket, limit: int) -> list[list[bytes]]:
     return messages
 
 
-@dataclasses.dataclass
-class _Tile:
-    """The latest drawn frame of one stream, for the grid."""
-
-    picture: ImageU8
-    drawn_at: float
-    ended: bool = False
-
-
 class _Display:
-    """The state between loop turns: ring, live results, meters; it renders into the sinks."""
+    """Matching between loop turns: frames and results in, drawn frames to the ``Screen``."""
 
     def __init__(
         self,
         settings: DisplaySettings,
         sprites: Sprites,
-        frame_sinks: Sequence[FrameSink],
-        jsonl: JsonLinesSink | None,
+        registry: ServiceMetrics,
     ) -> None:
         self.settings = settings
         self.sprites = sprites
-        self.frame_sinks = list(frame_sinks)
-        self.jsonl = jsonl
+        self.screen = Screen([], settings.grid_width)
+        self.jsonl: JsonLinesSink | None = None
         self.ring = FrameRing(settings.ring_size)
-        self.live = LiveResults(settings.result_ttl_ms, settings.smoothing)
-        self.stats = Stats()
-        self.frames_in = RateMeter()
-        self.results_in = RateMeter()
-        self.rendered = RateMeter()
-        self.latency = LatencyWindow()
-        self.latency_last_ms: float | None = None
+        self.live = LiveResults(settings.result_ttl_ms)
+        self.meters = DisplayMeters(registry, self.ring)
+        self.stats = self.meters.stats
         self.gaps = SeqGaps()
-        self.tiles: dict[str, _Tile] = {}
-        self.grid_due = False
-        self.grid_drawn_at = 0.0
-        self.malformed_log = LogThrottle(WARN_EVERY_S)
         self.last_render = time.monotonic()
         self.newest_unrendered: FrameEntry | None = None
         self.newest_unrendered_at = 0.0
@@ -151,51 +81,12 @@ class _Display:
         self.last_result_at = time.monotonic()
         self.offline = False
         self.watch = LoopWatch(STUCK_AFTER_S, time.monotonic)
-
-    def counters(self) -> dict[str, int]:
-        return {**self.stats.snapshot(), **dataclasses.asdict(self.ring.counts)}
-
-    def stats_line(self) -> str:
-        counts = self.counters()
-        p50, p95 = self.latency.percentile(50), self.latency.percentile(95)
-        return format_stats_line(
-            {
-                "fps_in": self.frames_in.rate(),
-                "fps_out": self.rendered.rate(),
-                "results_s": self.results_in.rate(),
-                "drops": counts.get("skipped", 0),
-                "malformed": counts.get("malformed", 0),
-                "p50_ms": p50,
-                "p95_ms": p95,
-                "in_flight": len(self.ring),
-                "offline": int(self.offline),
-                "matched": counts["matched"],
-                "missing": counts["missing"],
-                "preview_missed": counts.get("preview_missed", 0),
-                "stale": counts.get("stale", 0),
-                "late": counts["late_results"],
-                "unknown": counts["unknown_results"],
-                "duplicate": counts["duplicate_results"],
-            }
-        )
+        registry.describe(mode=settings.mode, sinks=",".join(settings.sinks))
 
     # --- status (called from HTTP threads) -------------------------------------------------
 
-    def metrics(self) -> list[Metric]:
-        counts = {name: 0 for name in COUNTER_HELP}
-        counts.update(self.counters())
-        values: dict[str, float | int | None] = {
-            "fps_in": self.frames_in.rate(),
-            "fps_out": self.rendered.rate(),
-            "results_per_s": self.results_in.rate(),
-            "in_flight": len(self.ring),
-            "inference_offline": int(self.offline),
-            "latency_p50_ms": self.latency.percentile(50),
-            "latency_p95_ms": self.latency.percentile(95),
-            "latency_last_ms": self.latency_last_ms,
-            "streams": len(self.tiles),
-        }
-        return counters(counts, COUNTER_HELP) + gauges(values, GAUGE_HELP)
+    def metrics(self) -> list[Sample]:
+        return self.meters.metrics(self.offline, self.screen.streams)
 
     def health(self) -> Health:
         now = time.monotonic()
@@ -226,18 +117,12 @@ class _Display:
         wanted = self.settings.show_stream
         return wanted is None or wanted == stream_id
 
-    def malformed(self, where: str, error: Exception) -> None:
-        self.stats.increment("malformed")
-        held = self.malformed_log.ready()
-        if held is not None:
-            log.warning("malformed message on %s skipped: %s%s", where, error, and_more(held))
-
     def render(self, entry: FrameEntry, faces: Sequence[Face], banner: str | None) -> None:
         header = entry.header
         try:
             frame_bgr = decode_jpeg(entry.jpeg)
         except ImageError as error:
-            self.malformed(f"preview frame {header.stream_id}#{header.seq}", error)
+            self.meters.malformed(f"preview frame {header.stream_id}#{header.seq}", error)
             return
         picture = render_frame(
             frame_bgr,
@@ -247,76 +132,26 @@ class _Display:
             caption=f"{header.stream_id} #{header.seq}",
             emoji_opacity=self.settings.emoji_opacity,
         )
-        self.show(header.stream_id, picture)
-        self.stats.increment("rendered")
-        self.rendered.mark()
-        self.latency_last_ms = (time.time_ns() - header.captured_at_ns) / 1e6
-        self.latency.add(self.latency_last_ms)
         self.last_render = time.monotonic()
+        self.screen.show(header.stream_id, picture, self.last_render)
+        self.meters.drawn(header.captured_at_ns)
         if self.newest_unrendered is not None and self.newest_unrendered.header == header:
             self.newest_unrendered = None
 
-    def show(self, stream_id: str, picture: ImageU8) -> None:
-        """Every drawn frame of a lone stream goes to the sinks as it is; with several
-        streams, it becomes that stream's tile and the grid goes out once per loop turn."""
-        if stream_id not in self.tiles:
-            # A new stream starts a new show: streams that ended before leave the grid.
-            for ended in [name for name, tile in self.tiles.items() if tile.ended]:
-                del self.tiles[ended]
-        self.tiles[stream_id] = _Tile(picture, time.monotonic())
-        if len(self.tiles) == 1:
-            for sink in self.frame_sinks:
-                sink.show(picture)
-        else:
-            self.grid_due = True
-
-    def show_grid(self, now: float, force: bool = False) -> None:
-        """Send the grid of all streams to the sinks if a tile changed (or a stale one needs
-        its age redrawn); forget streams silent for TILE_FORGET_S."""
-        for stream_id, tile in list(self.tiles.items()):
-            if now - tile.drawn_at >= TILE_FORGET_S:
-                log.info(
-                    "stream %s: no frame for %.0f s, removed from the grid",
-                    stream_id,
-                    now - tile.drawn_at,
-                )
-                del self.tiles[stream_id]
-                self.grid_due = True
-        if not self.tiles or (len(self.tiles) == 1 and not self.grid_due):
-            # A lone stream's frames went to the sinks as they were drawn.
-            return
-        stale = len(self.tiles) > 1 and any(
-            not tile.ended and now - tile.drawn_at >= TILE_STALE_S for tile in self.tiles.values()
-        )
-        if not (force or self.grid_due or (stale and now - self.grid_drawn_at >= 1.0)):
-            return
-        pictures = []
-        for _, tile in sorted(self.tiles.items()):
-            age_s = now - tile.drawn_at
-            # In the middle: the tile's own banner (e.g. "inference offline") stays readable.
-            if tile.ended:
-                pictures.append(with_banner(tile.picture, "stream ended", middle=True))
-            elif age_s >= TILE_STALE_S:
-                text = f"no frames for {age_s:.0f} s"
-                pictures.append(with_banner(tile.picture, text, middle=True))
-            else:
-                pictures.append(tile.picture)
-        grid = tile_grid(pictures, self.settings.grid_width)
-        for sink in self.frame_sinks:
-            sink.show(grid)
-        self.grid_due = False
-        self.grid_drawn_at = now
+    # --- messages --------------------------------------------------------------------------
 
     def on_result(self, frames: list[bytes]) -> None:
         try:
             message, _ = decode(frames)
         except WireError as error:
-            self.malformed("results", error)
+            self.meters.malformed("results", error)
             return
         if not isinstance(message, ResultHeader):
-            self.malformed("results", WireError(f"expected a result, found {message.kind!r}"))
+            self.meters.malformed(
+                "results", WireError(f"expected a result, found {message.kind!r}")
+            )
             return
-        self.results_in.mark()
+        self.meters.results_in.mark()
         self.last_result_at = time.monotonic()
         if self.ring.is_duplicate(message):
             # The first result of a frame wins; add_result counts this one.
@@ -337,15 +172,15 @@ class _Display:
         try:
             message, payload = decode(frames)
         except WireError as error:
-            self.malformed("preview", error)
+            self.meters.malformed("preview", error)
             return
         if isinstance(message, EndOfStream):
             self.on_end(message)
             return
         if not isinstance(message, FrameHeader):
-            self.malformed("preview", WireError(f"expected a frame, found {message.kind!r}"))
+            self.meters.malformed("preview", WireError(f"expected a frame, found {message.kind!r}"))
             return
-        self.frames_in.mark()
+        self.meters.frames_in.mark()
         self.last_frame_at = time.monotonic()
         missed = self.gaps.missed(message)
         if missed:
@@ -378,6 +213,8 @@ class _Display:
             grace,
         )
         self.ring.end_stream(end, time.monotonic(), grace)
+
+    # --- drawing ---------------------------------------------------------------------------
 
     def render_live(self, newest: Mapping[str, FrameEntry]) -> None:
         offline = self.check_offline(time.monotonic())
@@ -421,65 +258,8 @@ class _Display:
                 summary.dropped,
                 " (grace period ran out)" if summary.timed_out else "",
             )
-            tile = self.tiles.get(summary.stream_id)
-            if tile is None:
-                continue
-            tile.ended = True
-            self.grid_due = True
-            if all(t.ended for t in self.tiles.values()):
-                # The last stream shown ended: the final picture stays (and a video file ends).
-                if len(self.tiles) > 1:
-                    self.show_grid(now, force=True)
-                for sink in self.frame_sinks:
-                    sink.end_stream()
-            else:
-                # Others go on: the grid keeps to the streams that are still running.
-                del self.tiles[summary.stream_id]
-        self.show_grid(now)
-        for sink in self.frame_sinks:
-            sink.tick()
-
-
-def _build_sinks(
-    settings: DisplaySettings, stop: threading.Event, display: _Display
-) -> tuple[list[FrameSink], JsonLinesSink | None]:
-    frame_sinks: list[FrameSink] = []
-    jsonl: JsonLinesSink | None = None
-    try:
-        for name in settings.sinks:
-            if name == "window":
-                frame_sinks.append(WindowSink(settings.window_title, stop))
-            elif name == "http":
-                http = HttpSink(
-                    settings.http_host,
-                    settings.http_port,
-                    title=settings.window_title,
-                    placeholder_bgr=placeholder_frame(PLACEHOLDER_WH, "waiting for frames"),
-                    jpeg_quality=settings.jpeg_quality,
-                    max_clients=settings.http_max_clients,
-                    status=display,
-                )
-                frame_sinks.append(http)
-                print(f"display: open {http.url}", flush=True)
-                log.info("display: open %s", http.url)
-            elif name == "video" and settings.video_path is not None:
-                frame_sinks.append(VideoFileSink(settings.video_path, settings.video_fps))
-            elif name == "jsonl" and settings.jsonl_path is not None:
-                jsonl = JsonLinesSink(settings.jsonl_path)
-    except BaseException:
-        _close_sinks(frame_sinks, jsonl)
-        raise
-    return frame_sinks, jsonl
-
-
-def _close_sinks(frame_sinks: Sequence[FrameSink], jsonl: JsonLinesSink | None) -> None:
-    for sink in frame_sinks:
-        try:
-            sink.close()
-        except Exception:
-            log.exception("closing %s failed", type(sink).__name__)
-    if jsonl is not None:
-        jsonl.close()
+            self.screen.stream_ended(summary.stream_id, now)
+        self.screen.tick(now)
 
 
 def run(
@@ -514,10 +294,15 @@ def run(
         sockets.append(pull)
         closers.append(secure_servers(context, settings, (pull,), "display"))
         bound = bind(pull, settings.results_endpoint)
-        display = _Display(settings, sprites, [], None)
-        frame_sinks, jsonl = _build_sinks(settings, stop, display)
-        display.frame_sinks, display.jsonl = frame_sinks, jsonl
-        status = start_status_server("display", settings.status_host, settings.status_port, display)
+        registry = ServiceMetrics("display")
+        display = _Display(settings, sprites, registry)
+        registry.read_from(display)
+        routes = status_routes(registry, display.health)
+        frame_sinks, jsonl = open_sinks(settings, stop, routes)
+        display.screen.sinks, display.jsonl = frame_sinks, jsonl
+        status = start_status_server(
+            settings.status_host, settings.status_port, registry, display.health
+        )
         if status is not None:
             closers.append(status.close)
         log.info(
@@ -546,13 +331,13 @@ def run(
             display.tick()
             display.watch.turned()
             if periodic.due():
-                log.info("stats %s", display.stats_line())
-        log.info("stopping; final stats %s", display.stats_line())
+                log.info("stats %s", display.meters.stats_line(display.offline))
+        log.info("stopping; final stats %s", display.meters.stats_line(display.offline))
         return 0
     finally:
         for close in closers:
             close()
-        _close_sinks(frame_sinks, jsonl)
+        close_sinks(frame_sinks, jsonl)
         for socket in sockets:
             socket.close(linger=0)
         if ctx is None:
@@ -567,17 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sprites = load_sprites()
     except AssetError as error:
         print(f"services.display: {error}", file=sys.stderr)
-        return EXIT_BAD_SETTINGS
+        return EXIT_CANNOT_START
     stop = threading.Event()
     install_stop_handlers(stop)
     try:
         return run(settings, stop, sprites=sprites)
-    except CurveError as error:
+    except (CurveError, TransportError, SinkError, StatusError) as error:
         log.error("cannot start: %s", error)
-        return EXIT_BAD_SETTINGS
-    except (TransportError, SinkError, StatusError) as error:
-        log.error("cannot start: %s", error)
-        return 1
+        return EXIT_CANNOT_START
     except Exception:
         log.exception("display failed")
         return 1

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Final
 
-from shared.image import iou_xywh
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
 
 __all__ = [
@@ -23,9 +21,6 @@ __all__ = [
 ]
 
 Key = tuple[str, int]
-
-#: A face in a new result continues an earlier face when their boxes overlap this much.
-SAME_FACE_IOU: Final = 0.3
 
 
 @dataclass(frozen=True)
@@ -269,54 +264,25 @@ class LiveView:
     age_ms: float | None
 
 
-@dataclass
-class _Latest:
-    result: ResultHeader
-    faces: tuple[Face, ...] = field(default=())
-
-
-def smooth_faces(
-    previous: tuple[Face, ...], current: tuple[Face, ...], weight: float
-) -> tuple[Face, ...]:
-    """``current`` with each face's probabilities blended with the overlapping earlier face."""
-    if weight <= 0.0 or not previous:
-        return current
-    smoothed: list[Face] = []
-    for face in current:
-        best = max(previous, key=lambda old: iou_xywh(old.box_xywh, face.box_xywh))
-        if iou_xywh(best.box_xywh, face.box_xywh) < SAME_FACE_IOU:
-            smoothed.append(face)
-            continue
-        blended = [
-            weight * old + (1.0 - weight) * new
-            for old, new in zip(best.probabilities, face.probabilities, strict=True)
-        ]
-        smoothed.append(Face.from_probabilities(face.box_xywh, blended, face.track_id))
-    return tuple(smoothed)
-
-
 class LiveResults:
-    """The latest valid result per stream, smoothed, with a time-to-live by capture time."""
+    """The latest valid result per stream, with a time-to-live by capture time.
 
-    def __init__(self, ttl_ms: float, smoothing: float = 0.0) -> None:
+    Its probabilities are already smoothed per tracked face by the worker (its tracker)."""
+
+    def __init__(self, ttl_ms: float) -> None:
         if ttl_ms <= 0:
             raise ValueError(f"ttl_ms: expected > 0, found {ttl_ms}")
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing: expected 0 <= smoothing < 1, found {smoothing}")
         self._ttl_ms = ttl_ms
-        self._smoothing = smoothing
-        self._latest: dict[str, _Latest] = {}
+        self._latest: dict[str, ResultHeader] = {}
 
     def add(self, result: ResultHeader) -> bool:
         """Keep ``result`` if it is valid and newer than the one kept; say whether it was."""
         if result.error is not None:
             return False
         latest = self._latest.get(result.stream_id)
-        if latest is not None and result.captured_at_ns < latest.result.captured_at_ns:
+        if latest is not None and result.captured_at_ns < latest.captured_at_ns:
             return False
-        previous = latest.faces if latest is not None else ()
-        faces = smooth_faces(previous, result.faces, self._smoothing)
-        self._latest[result.stream_id] = _Latest(result, faces)
+        self._latest[result.stream_id] = result
         return True
 
     def view(self, frame: FrameHeader) -> LiveView:
@@ -324,7 +290,7 @@ class LiveResults:
         latest = self._latest.get(frame.stream_id)
         if latest is None:
             return LiveView((), ResultState.WAITING, None)
-        age_ms = max(0.0, (frame.captured_at_ns - latest.result.captured_at_ns) / 1e6)
+        age_ms = max(0.0, (frame.captured_at_ns - latest.captured_at_ns) / 1e6)
         if age_ms > self._ttl_ms:
             return LiveView((), ResultState.STALE, age_ms)
         return LiveView(latest.faces, ResultState.FRESH, age_ms)

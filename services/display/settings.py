@@ -96,13 +96,6 @@ class DisplaySettings(CurveServerSettings):
         le=60_000,
         description="Live mode: a result older than this (by capture time) is shown as stale.",
     )
-    smoothing: float = Field(
-        default=0.5,
-        ge=0.0,
-        lt=1.0,
-        description="Live mode: weight of the previous probabilities of the same face "
-        "(0 = no smoothing), so the emoji does not flicker.",
-    )
     ring_size: int = Field(
         default=256,
         ge=4,

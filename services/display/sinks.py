@@ -7,17 +7,21 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import IO, Any, Final, Protocol, cast
+from typing import IO, Final, Protocol
 
 import cv2
 import numpy as np
 
-from shared.http_status import StatusSource, reply, serve_status_path
+from shared.http_server import HttpServer, Route, reply
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
+
+from .render import placeholder_frame
+from .settings import DisplaySettings
 
 __all__ = [
     "FrameBoard",
@@ -27,6 +31,8 @@ __all__ = [
     "SinkError",
     "VideoFileSink",
     "WindowSink",
+    "close_sinks",
+    "open_sinks",
 ]
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 BOUNDARY: Final = "emojifyframe"
 #: How long a streaming client waits for a new frame before checking for shutdown.
 CLIENT_WAIT_S: Final = 0.5
+#: Size of the page's picture before the first frame.
+PLACEHOLDER_WH: Final = (640, 480)
 
 
 class SinkError(RuntimeError):
@@ -124,95 +132,40 @@ class FrameBoard:
             self._cond.notify_all()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Streaming handlers end on their own within CLIENT_WAIT_S; do not wait for them.
-    block_on_close = False
+def _mjpeg_route(board: FrameBoard, max_clients: int) -> Route:
+    """``/stream.mjpg``: the newest frame, then every newer one, to at most ``max_clients``."""
+    clients = threading.BoundedSemaphore(max_clients)
 
-    def __init__(
-        self,
-        address: tuple[str, int],
-        board: FrameBoard,
-        page: bytes,
-        max_clients: int,
-        status: StatusSource | None,
-    ) -> None:
-        self.board = board
-        self.page = page
-        self.clients = threading.BoundedSemaphore(max_clients)
-        self.status = status
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # A client that stops reading cannot hold a thread forever.
-    timeout = 10.0
-    disable_nagle_algorithm = True
-    server_version = "emojify-display"
-
-    @property
-    def _server(self) -> _Server:
-        return cast(_Server, self.server)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s: " + format, self.client_address[0], *args)
-
-    def _reply(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
-        reply(self, status, content_type, body)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        try:
-            if path in ("/", "/index.html"):
-                self._reply(HTTPStatus.OK, "text/html; charset=utf-8", self._server.page)
-            elif path == "/stream.mjpg":
-                self._stream()
-            elif path == "/snapshot.jpg":
-                self._reply(HTTPStatus.OK, "image/jpeg", self._server.board.latest()[1])
-            elif path == "/healthz" and self._server.status is None:
-                body = {"status": "ok", "last_frame_age_s": round(self._server.board.age_s(), 3)}
-                self._reply(HTTPStatus.OK, "application/json", json.dumps(body).encode())
-            elif self._server.status is not None and serve_status_path(
-                self, path, "display", self._server.status
-            ):
-                pass
-            else:
-                self._reply(HTTPStatus.NOT_FOUND, "text/plain", b"not found\n")
-        except (ConnectionError, TimeoutError) as error:
-            log.debug("http client %s went away: %s", self.client_address[0], error)
-
-    def _stream(self) -> None:
-        server = self._server
-        if not server.clients.acquire(blocking=False):
-            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many viewers\n")
+    def stream(handler: BaseHTTPRequestHandler) -> None:
+        if not clients.acquire(blocking=False):
+            reply(handler, HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many viewers\n")
             return
         try:
-            self.send_response(HTTPStatus.OK)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            number, jpeg = server.board.latest()
+            handler.send_response(HTTPStatus.OK)
+            handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            handler.send_header("Cache-Control", "no-store")
+            handler.send_header("Connection", "close")
+            handler.end_headers()
+            number, jpeg = board.latest()
             while True:
-                self.wfile.write(
+                handler.wfile.write(
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
                     f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
                     + jpeg
                     + b"\r\n"
                 )
-                self.wfile.flush()
+                handler.wfile.flush()
                 # Always the newest frame: a slow client skips frames instead of queueing them.
                 newer = None
                 while newer is None:
-                    if server.board.closed:
+                    if board.closed:
                         return
-                    newer = server.board.wait_newer(number, CLIENT_WAIT_S)
+                    newer = board.wait_newer(number, CLIENT_WAIT_S)
                 number, jpeg = newer
         finally:
-            server.clients.release()
+            clients.release()
+
+    return stream
 
 
 def _page(title: str) -> bytes:
@@ -231,8 +184,8 @@ def _page(title: str) -> bytes:
 
 
 class HttpSink:
-    """The MJPEG page: ``/``, ``/stream.mjpg``, ``/snapshot.jpg``; and ``status``'s ``/healthz``
-    and ``/metrics`` (shared.http_status), or a bare ``/healthz`` without it."""
+    """The MJPEG page: ``/``, ``/stream.mjpg``, ``/snapshot.jpg``, plus ``routes`` (the
+    display's ``/metrics`` and ``/healthz``) on the same port."""
 
     def __init__(
         self,
@@ -243,29 +196,34 @@ class HttpSink:
         placeholder_bgr: ImageU8,
         jpeg_quality: int = 80,
         max_clients: int = 8,
-        status: StatusSource | None = None,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
         self._quality = jpeg_quality
         self._board = FrameBoard(encode_jpeg(placeholder_bgr, jpeg_quality))
+        board, page = self._board, _page(title)
+
+        def serve_page(handler: BaseHTTPRequestHandler) -> None:
+            reply(handler, HTTPStatus.OK, "text/html; charset=utf-8", page)
+
+        def serve_snapshot(handler: BaseHTTPRequestHandler) -> None:
+            reply(handler, HTTPStatus.OK, "image/jpeg", board.latest()[1])
+
+        own: dict[str, Route] = {
+            "/": serve_page,
+            "/index.html": serve_page,
+            "/stream.mjpg": _mjpeg_route(board, max_clients),
+            "/snapshot.jpg": serve_snapshot,
+        }
         try:
-            self._server = _Server((host, port), self._board, _page(title), max_clients, status)
+            self._server = HttpServer(
+                "display", host, port, {**own, **(routes or {})}, poll_interval_s=0.1
+            )
         except OSError as error:
             raise SinkError(f"http sink cannot listen on {host}:{port}: {error}") from error
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="display-http",
-            daemon=True,
-        )
-        self._thread.start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        host_text = host.decode() if isinstance(host, bytes) else str(host)
-        if ":" in host_text:
-            host_text = f"[{host_text}]"
-        return f"http://{host_text}:{port}/"
+        return self._server.url
 
     def show(self, frame_bgr: ImageU8) -> None:
         self._board.publish(encode_jpeg(frame_bgr, self._quality))
@@ -278,9 +236,7 @@ class HttpSink:
 
     def close(self) -> None:
         self._board.close()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=1.0)
+        self._server.close()
 
 
 class VideoFileSink:
@@ -357,3 +313,48 @@ class JsonLinesSink:
 
     def close(self) -> None:
         self._file.close()
+
+
+def open_sinks(
+    settings: DisplaySettings, stop: threading.Event, routes: Mapping[str, Route]
+) -> tuple[list[FrameSink], JsonLinesSink | None]:
+    """The sinks the settings name: frame sinks, and the JSON lines file if any (its results
+    are written as they come, not drawn). Raises SinkError; nothing stays open on failure."""
+    frame_sinks: list[FrameSink] = []
+    jsonl: JsonLinesSink | None = None
+    try:
+        for name in settings.sinks:
+            if name == "window":
+                frame_sinks.append(WindowSink(settings.window_title, stop))
+            elif name == "http":
+                http = HttpSink(
+                    settings.http_host,
+                    settings.http_port,
+                    title=settings.window_title,
+                    placeholder_bgr=placeholder_frame(PLACEHOLDER_WH, "waiting for frames"),
+                    jpeg_quality=settings.jpeg_quality,
+                    max_clients=settings.http_max_clients,
+                    routes=routes,
+                )
+                frame_sinks.append(http)
+                print(f"display: open {http.url}", flush=True)
+                log.info("display: open %s", http.url)
+            elif name == "video" and settings.video_path is not None:
+                frame_sinks.append(VideoFileSink(settings.video_path, settings.video_fps))
+            elif name == "jsonl" and settings.jsonl_path is not None:
+                jsonl = JsonLinesSink(settings.jsonl_path)
+    except BaseException:
+        close_sinks(frame_sinks, jsonl)
+        raise
+    return frame_sinks, jsonl
+
+
+def close_sinks(frame_sinks: Sequence[FrameSink], jsonl: JsonLinesSink | None) -> None:
+    """Close every sink; one that fails to close is logged and the others still close."""
+    for sink in frame_sinks:
+        try:
+            sink.close()
+        except Exception:
+            log.exception("closing %s failed", type(sink).__name__)
+    if jsonl is not None:
+        jsonl.close()

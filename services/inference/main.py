@@ -16,6 +16,7 @@ import zmq
 
 from shared.curve import CurveError, client_keys
 from shared.http_status import StatusError, start_status_server
+from shared.metrics import ServiceMetrics
 from shared.model_file import ModelFileError
 from shared.runtime import (
     StartupInterrupted,
@@ -23,10 +24,10 @@ from shared.runtime import (
     interruptible_startup,
     setup_logging,
 )
-from shared.settings import load_settings
+from shared.settings import EXIT_CANNOT_START, load_settings
 from shared.transport import TransportError
 
-from .classifier import Classifier, Runtime, load_classifier
+from .classifier import Classifier, Runtime, choose_runtime, load_classifier
 from .detectors import DetectorError, FaceDetector, make_detector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
@@ -35,14 +36,11 @@ from .reload import ModelReloader
 from .settings import WorkerSettings, batch_wait_ms
 from .tracker import FaceTracker
 
-__all__ = ["EXIT_CANNOT_START", "main", "make_tracker", "run"]
+__all__ = ["main", "make_tracker", "run"]
 
 log = logging.getLogger(__name__)
 
 SERVICE: Final = "inference"
-#: Model file missing or refused, detector unavailable, endpoint unusable: same code as a bad
-#: setting, because each is fixed by configuration, not by a restart.
-EXIT_CANNOT_START: Final = 2
 
 
 def run(
@@ -69,7 +67,8 @@ def run(
         if load_classifier is None:
             load_classifier = _loader(settings.tf_threads, settings.classifier_runtime)
         classifier = load_classifier(settings.model_path)
-    meters = WorkerMeters(window_s=settings.stats_interval_s)
+    registry = ServiceMetrics(SERVICE)
+    meters = WorkerMeters(registry, window_s=settings.stats_interval_s)
     reloader = None
     if load_classifier is not None and settings.reload_check_s > 0:
         reloader = ModelReloader(
@@ -131,16 +130,18 @@ def run(
             reloader=reloader,
             batch_wait_ms=wait_ms,
         )
+        worker_status = WorkerStatus(
+            meters,
+            registry,
+            settings.worker_id,
+            credit_held=loop.credit_held,
+            model_version=lambda: loop.classifier.version,
+            detector=settings.detector,
+            runtime=choose_runtime(settings.classifier_runtime),
+        )
+        registry.read_from(worker_status)
         status = start_status_server(
-            SERVICE,
-            settings.status_host,
-            settings.status_port,
-            WorkerStatus(
-                meters,
-                settings.worker_id,
-                credit_held=loop.credit_held,
-                model_version=lambda: loop.classifier.version,
-            ),
+            settings.status_host, settings.status_port, registry, worker_status.health
         )
         if status is not None:
             cleanup.callback(status.close)

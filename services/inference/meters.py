@@ -6,8 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from shared.http_status import Health, LoopWatch, Metric, counters, gauges
+from shared.http_status import Health, LoopWatch
 from shared.messages import ResultHeader
+from shared.metrics import Sample, ServiceMetrics, counters, gauges
 from shared.runtime import LatencyWindow, RateMeter, Stats, format_stats_line
 
 __all__ = ["COUNTERS", "STAGES", "WorkerMeters", "WorkerStatus"]
@@ -45,8 +46,6 @@ GAUGE_HELP: Final = {
     "fps_out": "Results sent per second.",
     "faces_per_s": "Faces classified per second.",
     "in_flight": "Frames asked for from captures and not yet received (credit held).",
-    "latency_p50_ms": "Median time a frame spends in the worker.",
-    "latency_p95_ms": "95th percentile of the time a frame spends in the worker.",
 }
 #: /healthz answers 503 when the loop has not turned for this long (one frame at most).
 STUCK_AFTER_S: Final = 30.0
@@ -55,8 +54,12 @@ STUCK_AFTER_S: Final = 30.0
 class WorkerMeters:
     """Everything the stats line reports; ``stats`` is shared with the result sender."""
 
-    def __init__(self, window_s: float = 10.0) -> None:
+    def __init__(self, registry: ServiceMetrics, window_s: float = 10.0) -> None:
         self.stats = Stats()
+        # Per stage, and "total" (a frame's whole time in the worker): histograms for /metrics.
+        self._histogram = registry.histogram(
+            "stage", "Time a frame spends in one stage of the worker.", ["stage"]
+        )
         self._fps_in = RateMeter(window_s)
         self._fps_out = RateMeter(window_s)
         self._faces = RateMeter(window_s)
@@ -73,18 +76,23 @@ class WorkerMeters:
 
     def result_out(self, result: ResultHeader, sent: bool) -> None:
         timings = result.timings
-        self._total.add(timings.total_ms)
-        self._stages["decode"].add(timings.decode_ms)
+        self._observe("total", timings.total_ms)
+        self._observe("decode", timings.decode_ms)
         if result.error is None:
-            self._stages["detect"].add(timings.detect_ms)
+            self._observe("detect", timings.detect_ms)
         if result.faces:
             # Frames without faces skip the model; their 0 ms would hide its real cost.
-            self._stages["classify"].add(timings.classify_ms)
+            self._observe("classify", timings.classify_ms)
             self.stats.increment("faces", len(result.faces))
             self._faces.mark(len(result.faces))
         if sent:
             self.stats.increment("results")
             self._fps_out.mark()
+
+    def _observe(self, stage: str, ms: float) -> None:
+        window = self._total if stage == "total" else self._stages[stage]
+        window.add(ms)
+        self._histogram.labels(stage=stage).observe(ms / 1000.0)
 
     def line(self, credit_held: int) -> str:
         counts = self.stats.snapshot()
@@ -109,7 +117,7 @@ class WorkerMeters:
         fields["reload_failed"] = counts.get("reload_failed", 0)
         return format_stats_line(fields)
 
-    def metrics(self, credit_held: int) -> list[Metric]:
+    def metrics(self, credit_held: int) -> list[Sample]:
         counts = {name: 0 for name in COUNTERS}
         counts.update(self.stats.snapshot())
         values: dict[str, float | int | None] = {
@@ -117,8 +125,6 @@ class WorkerMeters:
             "fps_out": self._fps_out.rate(),
             "faces_per_s": self._faces.rate(),
             "in_flight": credit_held,
-            "latency_p50_ms": self._total.percentile(50),
-            "latency_p95_ms": self._total.percentile(95),
         }
         return counters(counts, COUNTER_HELP) + gauges(values, GAUGE_HELP)
 
@@ -129,16 +135,28 @@ class WorkerStatus:
     def __init__(
         self,
         meters: WorkerMeters,
+        registry: ServiceMetrics,
         worker_id: str,
         credit_held: Callable[[], int],
         model_version: Callable[[], str],
+        **described: str,
     ) -> None:
         self._meters = meters
+        self._registry = registry
         self._worker_id = worker_id
         self._credit_held = credit_held
         self._model_version = model_version
+        self._described = described
+        self._describe()
 
-    def metrics(self) -> list[Metric]:
+    def _describe(self) -> None:
+        self._registry.describe(
+            worker_id=self._worker_id, model_version=self._model_version(), **self._described
+        )
+
+    def metrics(self) -> list[Sample]:
+        # The model changes with a hot reload: the info metric follows at each scrape.
+        self._describe()
         return self._meters.metrics(self._credit_held())
 
     def health(self) -> Health:

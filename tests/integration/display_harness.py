@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +21,10 @@ import zmq
 
 from shared.image import encode_jpeg
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
-from shared.transport import free_loopback_port as free_port
 from shared.wire import encode
+from tests.loopback import free_loopback_port as free_port
+from tests.loopback import scrape
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 FRAME_WH = (320, 240)
@@ -36,23 +38,6 @@ def http_get(url: str, timeout_s: float = 2.0) -> tuple[int, bytes]:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return int(error.code), bytes(error.read())
-
-
-def wait_for(
-    condition: Callable[[], bool], timeout_s: float, what: str | Callable[[], str]
-) -> None:
-    """Poll ``condition`` until it holds; on timeout fail naming ``what``.
-
-    Pass ``what`` as a callable when it quotes logs, so the message shows them as they were at
-    the timeout rather than before the wait.
-    """
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    described = what() if callable(what) else what
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {described}")
 
 
 def frame_jpeg(seq: int) -> bytes:
@@ -107,15 +92,7 @@ class DisplayProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def metrics(self) -> dict[str, float]:
-        status, body = http_get(self.http_url + "metrics")
-        assert status == 200
-        values: dict[str, float] = {}
-        for line in body.decode().splitlines():
-            if not line or line.startswith("#"):
-                continue
-            name, _, value = line.partition(" ")
-            values[name.removeprefix("emojify_display_")] = float(value)
-        return values
+        return scrape(self.http_url)
 
     def snapshot(self) -> bytes:
         status, body = http_get(self.http_url + "snapshot.jpg")
@@ -143,22 +120,18 @@ class DisplayProcess:
 
 
 def wait_subscribed(display: DisplayProcess, timeout_s: float = 10.0) -> None:
-    """Send end-of-stream messages of an empty stream until the display's SUB gets them (PUB
-    drops until then); they leave no frame behind to draw."""
-
-    def subscribed() -> bool:
-        display.send_end("warmup", frame_count=0)
-        time.sleep(0.1)
-        return display.metrics().get("end_of_stream", 0) > 0
-
-    wait_for(subscribed, timeout_s, "the display to receive preview messages")
+    """Wait until the display's subscription reaches the harness's XPUB (a PUB drops every
+    message until then)."""
+    if not display.publisher.poll(int(timeout_s * 1000), zmq.POLLIN):
+        raise AssertionError(f"the display did not subscribe to the preview in {timeout_s} s")
+    assert display.publisher.recv()[:1] == b"\x01", "a subscription message"
 
 
 @contextmanager
 def running_display(tmp_path: Path, *args: str) -> Iterator[DisplayProcess]:
     """Start the display on free loopback ports; always killed on the way out."""
     ctx: zmq.Context[Any] = zmq.Context()
-    publisher = ctx.socket(zmq.PUB)
+    publisher = ctx.socket(zmq.XPUB)
     publisher.setsockopt(zmq.LINGER, 0)
     preview_port = publisher.bind_to_random_port("tcp://127.0.0.1")
     results_port, http_port = free_port(), free_port()

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from shared.transport import free_loopback_port_prefix
-from tests.integration.display_harness import free_port, http_get, wait_for
+from tests.integration.display_harness import http_get
+from tests.loopback import free_loopback_port as free_port
+from tests.loopback import free_loopback_port_prefix, scrape
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDING = REPO / "recordings" / "demo"
@@ -84,14 +86,20 @@ class Pipeline:
 
 def metrics(url: str) -> dict[str, float]:
     """``/metrics`` of a service as {name without emojify_<service>_: value}."""
-    status, body = http_get(url + "metrics")
-    assert status == 200, body
-    values: dict[str, float] = {}
-    for line in body.decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.partition(" ")
-            values[re.sub(r"^emojify_[a-z]+_", "", name)] = float(value)
-    return values
+    return scrape(url)
+
+
+def wait_all_results_in(pipeline: Pipeline, timeout_s: float = 30.0) -> None:
+    """Wait until nothing is in flight at capture and the display has received every result
+    the workers sent (duplicates included): after that no result can still arrive."""
+
+    def settled() -> bool:
+        capture = metrics(pipeline.capture_status_url)
+        sent = sum(metrics(url)["results_total"] for url in pipeline.worker_status_urls.values())
+        received = metrics(pipeline.http_url)["results_total"]
+        return capture["in_flight"] == 0 and capture["requeued"] == 0 and received >= sent
+
+    wait_for(settled, timeout_s, "every result the workers sent to reach the display")
 
 
 def health(url: str) -> tuple[int, dict[str, Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,15 @@ import pytest
 from shared.image import iou_xywh
 from shared.model_file import read_metadata
 from shared.recording import load_recording
-from tests.integration.display_harness import http_get, read_jsonl, wait_for
-from tests.integration.pipeline_harness import MODEL, RECORDING, Pipeline, running_pipeline
+from tests.integration.display_harness import http_get, read_jsonl
+from tests.integration.pipeline_harness import (
+    MODEL,
+    RECORDING,
+    Pipeline,
+    running_pipeline,
+    wait_all_results_in,
+)
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +73,7 @@ def test_lossless_recording_gets_one_result_per_frame_with_faces_in_place(
 
     wait_for(all_results, 240, lambda: f"{total} results\n{pipeline.log()[-3000:]}")
     wait_for(lambda: "stream demo complete" in pipeline.log(), 30, "the display's end of stream")
-    time.sleep(0.5)  # a duplicate would arrive right behind the last result
+    wait_all_results_in(pipeline)
     results = read_jsonl(pipeline.jsonl_path)
 
     seqs = Counter(r["seq"] for r in results)

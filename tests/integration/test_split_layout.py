@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from services.keys import main as keys_main
-from tests.integration.display_harness import free_port, wait_for
+from tests.integration.display_harness import free_port
 from tests.integration.pipeline_harness import MODEL, RECORDING, open_supervisord_log
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

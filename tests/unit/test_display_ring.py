@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from services.display.ring import FrameRing, LiveResults, ResultState, SeqGaps, smooth_faces
+from services.display.ring import FrameRing, LiveResults, ResultState, SeqGaps
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
 
 pytestmark = pytest.mark.timeout(10)
@@ -193,15 +193,6 @@ def test_live_results_keep_newest_valid() -> None:
     assert not live.add(result(6, error="corrupt JPEG")), "an error result is not valid"
     assert live.view(frame(6)).faces[0].label == "happy"
     assert live.view(frame(0, "cam1")).state is ResultState.WAITING
-
-
-def test_smoothing_blends_same_face_only() -> None:
-    happy, angry = face(3), face(0)
-    far_angry = face(0, (200, 200, 20, 20))
-    blended = smooth_faces((happy,), (angry,), 0.6)
-    assert blended[0].label == "happy" and blended[0].score == pytest.approx(0.6)
-    assert smooth_faces((happy,), (far_angry,), 0.6) == (far_angry,)
-    assert smooth_faces((happy,), (angry,), 0.0) == (angry,)
 
 
 @pytest.mark.parametrize(

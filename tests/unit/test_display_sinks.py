@@ -79,7 +79,7 @@ def test_frame_board_readers_get_the_newest_and_wake_on_close() -> None:
     woken: list[object] = []
     reader = threading.Thread(target=lambda: woken.append(board.wait_newer(5, 10.0)))
     reader.start()
-    time.sleep(0.05)
+    time.sleep(0.05)  # deliberate: give the reader time to block in wait_newer before the close
     started = time.monotonic()
     board.close()
     reader.join(timeout=2)

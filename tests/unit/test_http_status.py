@@ -1,63 +1,97 @@
-"""The shared /metrics and /healthz: Prometheus text format, health codes, a real server."""
+"""The shared /metrics and /healthz: prometheus_client exposition, health codes, a real server."""
 
 from __future__ import annotations
 
 import json
-import re
+import logging
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
+from shared.http_server import HttpServer
 from shared.http_status import (
     Health,
     LoopWatch,
-    Metric,
     StatusError,
-    StatusServer,
-    counters,
-    gauges,
-    metric_name,
     render_health,
-    render_metrics,
     start_status_server,
+    status_routes,
 )
-
-# One sample line of the text exposition format: name, one space, a float.
-SAMPLE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]* (-?[0-9.e+-]+|NaN|[+-]Inf)$")
+from shared.metrics import Sample, ServiceMetrics, counters, gauges, metric_name
+from tests.loopback import histogram_quantile, parse_metrics
+from tests.waiting import wait_for
 
 
 class FakeSource:
     def __init__(self) -> None:
         self.ok = True
 
-    def metrics(self) -> list[Metric]:
-        return counters({"frames_sent": 12, "drops": 0}, {"drops": "Frames dropped."}) + gauges(
-            {"fps_in": 14.5, "p50_ms": None, "offline": True}, {}
+    def metrics(self) -> list[Sample]:
+        return counters({"frames_sent": 12, "replaced": 0}, {"replaced": "Frames replaced."}) + (
+            gauges({"fps_in": 14.5, "p50_ms": None, "offline": True}, {})
         )
 
     def health(self) -> Health:
         return Health(self.ok, {"workers": 2})
 
 
-def test_metrics_text_has_help_type_and_one_sample_each() -> None:
-    text = render_metrics("capture", FakeSource().metrics()).decode()
-    assert text.endswith("\n")
-    lines = text.splitlines()
-    assert lines[:3] == [
-        "# HELP emojify_capture_drops Frames dropped.",
-        "# TYPE emojify_capture_drops counter",
-        "emojify_capture_drops 0",
-    ]
-    assert "# TYPE emojify_capture_frames_sent counter" in lines
-    assert "emojify_capture_frames_sent 12" in lines
-    assert "# TYPE emojify_capture_fps_in gauge" in lines
-    assert "emojify_capture_fps_in 14.5" in lines
-    assert "emojify_capture_offline 1" in lines
-    assert not any("p50_ms" in line for line in lines), "a value not measured yet is left out"
-    for line in lines:
-        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or SAMPLE.match(line)
+def _registry(source: FakeSource) -> ServiceMetrics:
+    registry = ServiceMetrics("capture")
+    registry.read_from(source)
+    return registry
+
+
+def test_counters_end_in_total_gauges_do_not_and_unmeasured_values_are_left_out() -> None:
+    text = _registry(FakeSource()).exposition().decode()
+    assert "# HELP emojify_capture_replaced_total Frames replaced." in text
+    assert "# TYPE emojify_capture_replaced_total counter" in text
+    assert "# TYPE emojify_capture_fps_in gauge" in text
+    values = parse_metrics(text)
+    assert values["frames_sent_total"] == 12 and values["replaced_total"] == 0
+    assert values["fps_in"] == 14.5 and values["offline"] == 1
+    assert "p50_ms" not in values, "a value not measured yet is left out"
+    assert not any(name.endswith("_created") for name in values)
+
+
+def test_histograms_have_buckets_from_1_to_500_ms_and_give_quantiles() -> None:
+    registry = ServiceMetrics("worker")
+    stage = registry.histogram("stage", "Time per stage.", ["stage"])
+    end_to_end = registry.histogram("end_to_end", "Capture to drawn.")
+    for ms in (3, 4, 30, 40, 45):
+        stage.labels(stage="detect").observe(ms / 1000)
+        end_to_end.observe(ms / 1000)
+    values = parse_metrics(registry.exposition().decode())
+    bounds = {
+        key.split('le="')[1].rstrip('"}')
+        for key in values
+        if key.startswith("end_to_end_seconds_bucket")
+    }
+    assert {"0.001", "0.5", "+Inf"} <= bounds
+    assert values['stage_seconds_count{stage="detect"}'] == 5
+    assert values['stage_seconds_bucket{le="0.005",stage="detect"}'] == 2
+    median = histogram_quantile(values, "end_to_end_seconds", 0.5)
+    assert median is not None and 0.02 < median <= 0.035
+    empty = ServiceMetrics("display")
+    empty.histogram("end_to_end", "Capture to drawn.")
+    assert (
+        histogram_quantile(parse_metrics(empty.exposition().decode()), "end_to_end_seconds", 0.5)
+        is None
+    )
+
+
+def test_the_info_metric_says_what_runs_and_follows_changes() -> None:
+    registry = ServiceMetrics("worker")
+    registry.describe(model_version="vgg-abc", runtime="litert")
+    assert parse_metrics(registry.exposition().decode()) == {
+        'build_info{model_version="vgg-abc",runtime="litert"}': 1.0
+    }
+    registry.describe(model_version="vgg-def", runtime="litert")
+    assert 'build_info{model_version="vgg-def",runtime="litert"}' in parse_metrics(
+        registry.exposition().decode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -72,19 +106,15 @@ def test_metric_names(service: str, name: str, expected: str) -> None:
     assert metric_name(service, name) == expected
 
 
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(3.0, "3"), (0.25, "0.25"), (float("nan"), "NaN"), (float("inf"), "+Inf")],
-)
-def test_metric_values(value: float, text: str) -> None:
-    body = render_metrics("x", [Metric("v", value, "gauge", "help\nwith newline")]).decode()
-    assert body.splitlines()[0] == "# HELP emojify_x_v help\\nwith newline"
-    assert body.splitlines()[2] == f"emojify_x_v {text}"
-
-
 def test_a_repeated_name_is_written_once() -> None:
-    metrics = [Metric("a", 1, "counter", "a"), Metric("a", 2, "gauge", "a")]
-    assert render_metrics("x", metrics).decode().splitlines()[2:] == ["emojify_x_a 1"]
+    class Twice:
+        def metrics(self) -> list[Sample]:
+            return [Sample("a", 1, "gauge", "a"), Sample("a", 2, "gauge", "a")]
+
+    registry = ServiceMetrics("x")
+    registry.read_from(Twice())
+    text = registry.exposition().decode()
+    assert parse_metrics(text)["a"] == 1.0 and text.count("# TYPE emojify_x_a ") == 1
 
 
 @pytest.mark.parametrize(("ok", "code", "status"), [(True, 200, "ok"), (False, 503, "unhealthy")])
@@ -107,9 +137,10 @@ def test_loop_watch_turns_unhealthy_when_the_loop_stops() -> None:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[StatusServer, FakeSource]]:
+def served() -> Iterator[tuple[HttpServer, FakeSource]]:
     source = FakeSource()
-    with StatusServer("capture", "127.0.0.1", 0, source) as server:
+    routes = status_routes(_registry(source), source.health)
+    with HttpServer("capture-status", "127.0.0.1", 0, routes) as server:
         yield server, source
 
 
@@ -121,23 +152,45 @@ def _get(url: str) -> tuple[int, str, bytes]:
         return error.code, error.headers["Content-Type"], error.read()
 
 
-def test_server_serves_metrics_and_health(served: tuple[StatusServer, FakeSource]) -> None:
+def test_server_serves_metrics_and_health(served: tuple[HttpServer, FakeSource]) -> None:
     server, source = served
     code, kind, body = _get(server.url + "metrics")
     assert code == 200 and kind.startswith("text/plain; version=0.0.4")
-    assert b"emojify_capture_frames_sent 12" in body
+    assert parse_metrics(body.decode())["frames_sent_total"] == 12
     code, kind, body = _get(server.url + "healthz")
     assert (code, kind, json.loads(body)["status"]) == (200, "application/json", "ok")
     source.ok = False
     code, _, body = _get(server.url + "healthz")
     assert (code, json.loads(body)["status"]) == (503, "unhealthy")
-    assert _get(server.url + "nothing")[0] == 404
+    code, _, body = _get(server.url + "nothing")
+    assert code == 404 and b"/healthz /metrics" in body
+
+
+def test_a_client_that_resets_the_connection_costs_one_log_line(
+    served: tuple[HttpServer, FakeSource], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, _ = served
+    caplog.set_level(logging.DEBUG, logger="shared.http_server")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as client:
+        # SO_LINGER 0: close() sends a TCP reset instead of a FIN, mid-request.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        client.sendall(b"GET /metr")
+    # The server still answers, and the reset left one line, no traceback.
+    assert _get(server.url + "healthz")[0] == 200
+    wait_for(lambda: bool(_gone_lines(caplog)), 5, "the line about the reset")
+    assert len(_gone_lines(caplog)) == 1
+    assert all(record.exc_info is None for record in caplog.records)
+
+
+def _gone_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if "went away" in record.getMessage()]
 
 
 def test_port_zero_is_off_and_a_taken_port_is_an_error(
-    served: tuple[StatusServer, FakeSource],
+    served: tuple[HttpServer, FakeSource],
 ) -> None:
     server, source = served
-    assert start_status_server("capture", "127.0.0.1", 0, source) is None
+    registry = _registry(source)
+    assert start_status_server("127.0.0.1", 0, registry, source.health) is None
     with pytest.raises(StatusError, match=f"cannot listen on 127.0.0.1:{server.port}"):
-        start_status_server("capture", "127.0.0.1", server.port, source)
+        start_status_server("127.0.0.1", server.port, registry, source.health)

@@ -28,7 +28,6 @@ from shared.wire import (
     decode,
     decode_as,
     encode,
-    join_envelope,
     split_envelope,
 )
 
@@ -243,7 +242,7 @@ def test_labels_are_fer2013_order() -> None:
 
 def test_envelope_split_and_join() -> None:
     frames = encode(READY)
-    identity, rest = split_envelope(join_envelope(b"worker-1", frames))
+    identity, rest = split_envelope([b"worker-1", *frames])
     assert identity == b"worker-1"
     assert decode(rest)[0] == READY
 

@@ -21,7 +21,7 @@ from shared.transport import (
     send_nowait,
     set_heartbeats,
 )
-from shared.wire import decode, encode, join_envelope, split_envelope
+from shared.wire import decode, encode, split_envelope
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -51,7 +51,7 @@ def test_dealer_router_round_trip(ctx: zmq.Context[Any]) -> None:
     identity, rest = split_envelope(frames)
     assert identity == b"worker-1"
     assert decode(rest)[0] == request
-    assert send_nowait(router, join_envelope(identity, encode(request)))
+    assert send_nowait(router, [identity, *encode(request)])
     reply = recv_multipart_timeout(dealer, 2000)
     assert reply is not None
     assert decode(reply)[0] == request

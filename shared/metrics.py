@@ -1,0 +1,139 @@
+"""Prometheus metrics of one service, on ``prometheus_client``: one registry per service.
+
+Names are ``emojify_<service>_<name>``. What a service counts and measures as it goes (its
+``Stats`` counters, rates, queue sizes) is read from the service at each scrape by a collector;
+counters come out with the ``_total`` suffix. Latencies are real histograms, observed where they
+are measured, in seconds, with buckets from 1 ms to 500 ms. An info metric states what runs
+(the model version, the mode).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "CONTENT_TYPE",
+    "LATENCY_BUCKETS_S",
+    "MetricSource",
+    "Sample",
+    "ServiceMetrics",
+    "counters",
+    "gauges",
+    "metric_name",
+]
+
+#: The text exposition format prometheus_client writes.
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+#: Latency buckets: 1 ms to 500 ms (then +Inf), in seconds as Prometheus names them.
+LATENCY_BUCKETS_S: Final = (0.001, 0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.25, 0.5)
+
+SampleKind = Literal["counter", "gauge"]
+
+# No "_created" series beside every counter and histogram: nothing here reads them.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One value a service reports at a scrape; counters only grow, gauges go up and down."""
+
+    name: str
+    value: float
+    kind: SampleKind
+    help: str
+
+
+class MetricSource(Protocol):
+    """What a service reports at each scrape; called from the HTTP server's threads."""
+
+    def metrics(self) -> list[Sample]: ...
+
+
+def metric_name(service: str, name: str) -> str:
+    """``emojify_<service>_<name>`` with every character Prometheus does not allow as ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"emojify_{service}_{name}")
+
+
+def counters(values: Mapping[str, int], helps: Mapping[str, str]) -> list[Sample]:
+    """Counter samples, sorted by name; help text from ``helps`` (else the name)."""
+    return [
+        Sample(name, float(value), "counter", helps.get(name, name))
+        for name, value in sorted(values.items())
+    ]
+
+
+def gauges(
+    values: Mapping[str, float | int | bool | None], helps: Mapping[str, str]
+) -> list[Sample]:
+    """Gauge samples in the given order; a None value (nothing measured yet) is left out."""
+    return [
+        Sample(name, float(value), "gauge", helps.get(name, name))
+        for name, value in values.items()
+        if value is not None
+    ]
+
+
+class _SourceCollector(Collector):
+    """Turns a service's samples into metric families at each scrape."""
+
+    def __init__(self, service: str, source: MetricSource) -> None:
+        self._service = service
+        self._source = source
+
+    def collect(self) -> Iterable[Metric]:
+        seen: set[str] = set()
+        for sample in self._source.metrics():
+            name = metric_name(self._service, sample.name)
+            if name in seen:
+                continue  # one family per name; a duplicate would make the scrape invalid
+            seen.add(name)
+            if sample.kind == "counter":
+                yield CounterMetricFamily(name, sample.help, value=sample.value)
+            else:
+                yield GaugeMetricFamily(name, sample.help, value=sample.value)
+
+
+class ServiceMetrics:
+    """The registry of one service: its histograms, its info metric, and its sampled values."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._info = Info(
+            metric_name(service, "build"), f"What this {service} runs.", registry=self.registry
+        )
+
+    def histogram(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Histogram:
+        """A latency histogram ``emojify_<service>_<name>_seconds`` (1-500 ms buckets)."""
+        return Histogram(
+            metric_name(self.service, f"{name}_seconds"),
+            help_text,
+            labelnames=tuple(labels),
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def describe(self, **fields: object) -> None:
+        """Set the info metric ``emojify_<service>_build_info`` (e.g. the model version)."""
+        self._info.info({key: str(value) for key, value in fields.items()})
+
+    def read_from(self, source: MetricSource) -> None:
+        """Report ``source.metrics()`` at every scrape from now on."""
+        self.registry.register(_SourceCollector(self.service, source))
+
+    def exposition(self) -> bytes:
+        """``/metrics``: the text exposition format."""
+        return generate_latest(self.registry)
