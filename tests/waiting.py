@@ -24,6 +24,6 @@ def wait_for(
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(POLL_S)
+        time.sleep(POLL_S)  # the one poll interval of every wait
     described = what() if callable(what) else what
     raise AssertionError(f"timed out after {timeout_s} s waiting for {described}")

@@ -24,6 +24,8 @@ COUNTER_HELP: Final = {
     "redispatched": "Frames handed to another worker after theirs was lost (lossless).",
     "lost_in_flight": "Frames in flight on a lost worker (re-queued in lossless, dropped in live).",
     "heartbeats": "Heartbeats received from workers.",
+    "evicted": "Frames no longer tracked because a worker held more than max_credit without "
+    "saying it finished them.",
 }
 GAUGE_HELP: Final = {
     "fps_in": "Frames read per second.",
@@ -83,9 +85,10 @@ class CaptureMeters:
             "unreachable": counts.get("unreachable", 0),
         }
 
-    def metrics(self) -> list[Sample]:
+    def metrics(self, evicted: int = 0) -> list[Sample]:
         counts = {name: 0 for name in COUNTER_HELP}
         counts.update(self.stats.snapshot())
+        counts["evicted"] = evicted
         counts["skipped"] += self.source_skipped()
         values: dict[str, float | int | None] = {
             "fps_in": self.fps_in.rate(),

@@ -224,7 +224,7 @@ class CaptureLoop:
     # --- status (health is called from the status server's threads) ------------------------
 
     def metrics(self) -> list[Sample]:
-        return self.meters.metrics()
+        return self.meters.metrics(evicted=self.workers.inflight.evicted)
 
     def health(self) -> Health:
         return self.watch.health(

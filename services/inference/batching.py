@@ -9,7 +9,7 @@ import numpy as np
 
 from shared.labels import NUM_EMOTIONS
 
-from .classifier import Classifier, Probabilities
+from .model_base import Classifier, Probabilities
 from .pipeline import PreparedFrame
 
 __all__ = ["classify_frames"]

@@ -10,14 +10,22 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import SizeHW
 from shared.labels import EMOTIONS, NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata, read_metadata
+
+from .model_base import (
+    Classifier,
+    LoadedModel,
+    Probabilities,
+    check_warm_up,
+    empty_probabilities,
+    validate_faces,
+)
 
 __all__ = [
     "Classifier",
@@ -30,27 +38,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Probabilities = npt.NDArray[np.float32]
 #: litert: the ``.tflite`` file on LiteRT (XNNPACK; fastest on a CPU, no TensorFlow);
 #: tensorflow: the ``.keras`` file as a tf.function (what runs on a GPU); auto: tensorflow where
 #: an NVIDIA GPU and TensorFlow are both present, else litert.
 Runtime = Literal["auto", "litert", "tensorflow"]
 #: Where the NVIDIA driver lists the GPUs it sees (one folder per GPU).
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
-#: Batch sizes run once at load so the first real frame does not pay for tracing and allocation.
-WARMUP_BATCHES = (1, 4)
-
-
-class Classifier(Protocol):
-    """What the worker loop needs from a classifier (tests and the hot reload swap it)."""
-
-    @property
-    def version(self) -> str: ...
-
-    @property
-    def input_hw(self) -> SizeHW: ...
-
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities: ...
 
 
 def choose_runtime(runtime: Runtime) -> Literal["litert", "tensorflow"]:
@@ -71,33 +64,6 @@ def load_classifier(path: Path, runtime: Runtime = "auto", threads: int = 0) -> 
     return LiteRtClassifier.load(path, threads)
 
 
-def validate_faces(faces_gray: npt.NDArray[np.uint8], input_hw: SizeHW) -> None:
-    """Refuse anything but uint8 faces (N, H, W, 1) of the model's input size."""
-    height, width = input_hw
-    if faces_gray.dtype != np.uint8 or faces_gray.shape[1:] != (height, width, 1):
-        raise ValueError(
-            f"faces_gray: expected uint8 (N, {height}, {width}, 1), "
-            f"found {faces_gray.dtype} {faces_gray.shape}"
-        )
-
-
-def empty_probabilities() -> Probabilities:
-    return np.zeros((0, NUM_EMOTIONS), dtype=np.float32)
-
-
-def check_warm_up(classifier: Classifier, path: Path) -> None:
-    """Run each of ``WARMUP_BATCHES`` once, so the first real frame pays no set-up, and check
-    the outputs are probabilities of the right shape."""
-    height, width = classifier.input_hw
-    for batch in WARMUP_BATCHES:
-        warm = classifier.classify(np.zeros((batch, height, width, 1), dtype=np.uint8))
-        if warm.shape != (batch, NUM_EMOTIONS) or not np.all(np.isfinite(warm)):
-            raise ModelFileError(
-                f"{path}: warm-up gave {warm.shape} outputs with non-finite values or of "
-                f"the wrong shape; expected ({batch}, {NUM_EMOTIONS}) probabilities"
-            )
-
-
 def configure_threads(tf_threads: int) -> None:
     """Bound TensorFlow's thread pools; must run before TensorFlow executes anything."""
     import tensorflow as tf
@@ -116,29 +82,6 @@ def compute_device() -> str:
 
     gpus = tf.config.list_physical_devices("GPU")
     return ", ".join(gpu.name for gpu in gpus) if gpus else f"CPU ({os.cpu_count()} cores)"
-
-
-class LoadedModel:
-    """What both runtimes' classifiers say of the model they hold, from its metadata."""
-
-    _metadata: ModelMetadata
-    _path: Path
-
-    @property
-    def version(self) -> str:
-        return self._metadata.version
-
-    @property
-    def input_hw(self) -> SizeHW:
-        return self._metadata.input_hw
-
-    @property
-    def metadata(self) -> ModelMetadata:
-        return self._metadata
-
-    @property
-    def path(self) -> Path:
-        return self._path
 
 
 class KerasClassifier(LoadedModel):

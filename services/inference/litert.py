@@ -18,7 +18,7 @@ import numpy.typing as npt
 from shared.labels import NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata, read_tflite
 
-from .classifier import (
+from .model_base import (
     LoadedModel,
     Probabilities,
     check_warm_up,

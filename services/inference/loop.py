@@ -21,11 +21,11 @@ from shared.runtime import PeriodicLogger
 from shared.wire import WireError, decode_as
 
 from .batching import classify_frames
-from .classifier import Classifier
 from .detectors import FaceDetector
 from .framing import framing_for
 from .links import CaptureLink, ResultSender
 from .meters import WorkerMeters
+from .model_base import Classifier
 from .pipeline import PreparedFrame, finish_frame, label_faces, prepare_frame
 from .reload import ModelReloader
 from .settings import WorkerSettings

@@ -17,9 +17,9 @@ from shared.image import BoxXYWH, ImageError, SizeHW, decode_jpeg
 from shared.labels import EMOTIONS
 from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
 
-from .classifier import Probabilities
 from .detectors import FaceDetector
 from .framing import Framing, model_crop
+from .model_base import Probabilities
 from .tracker import FaceTracker
 
 __all__ = ["PreparedFrame", "finish_frame", "label_faces", "prepare_frame"]

@@ -23,7 +23,7 @@ from services.capture.main import run
 from services.capture.settings import CaptureSettings
 from services.capture.sources import RawFrame
 from shared.image import encode_jpeg
-from shared.messages import EndOfStream, FrameHeader, WorkRequest
+from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
 from shared.settings import load_settings
 from shared.transport import make_socket
 from shared.wire import decode, encode
@@ -296,8 +296,11 @@ class GatedSource:
     def __init__(self, count: int, gate: threading.Event) -> None:
         self._jpegs = [encode_jpeg(np.full((48, 64, 3), 10 * i, np.uint8)) for i in range(count)]
         self._gate = gate
+        #: Set when capture first asks for a frame (it does so only with a worker's credit).
+        self.asked = threading.Event()
 
     def frames(self) -> Iterator[RawFrame]:
+        self.asked.set()
         assert self._gate.wait(timeout=10)
         for jpeg in self._jpegs:
             yield RawFrame(jpeg, 64, 48)
@@ -332,9 +335,10 @@ def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
             return 0.0  # not listening yet
 
     gate, stop = threading.Event(), threading.Event()
+    source = GatedSource(6, gate)
     result: list[int] = []
     thread = threading.Thread(
-        target=lambda: result.append(run(settings, stop, ctx=ctx, source=GatedSource(6, gate)))
+        target=lambda: result.append(run(settings, stop, ctx=ctx, source=source))
     )
     thread.start()
     try:
@@ -342,11 +346,13 @@ def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
         ghost = ctx.socket(zmq.DEALER)
         ghost.setsockopt(zmq.IDENTITY, b"ghost")
         ghost.connect(settings.frames_endpoint)
-        ghost.send_multipart(encode(WorkRequest(worker_id="ghost", credit=4)))
-        wait_for(lambda: metric("credit") == 4, 10, "capture to hold the ghost's credit")
+        ghost.send_multipart(encode(WorkRequest(worker_id="ghost", credit=4, started_at_ns=1)))
+        # With the ghost's credit, capture asks the source for the first frame (held at the gate).
+        wait_for(source.asked.is_set, 10, "capture to take the ghost's credit")
         ghost.close(linger=1000)
         # Capture reads the first frame and hands it to the ghost: the send fails (capture saw
-        # the disconnect) or goes nowhere (it has not yet; the ghost is then lost as silent).
+        # the disconnect) or goes nowhere (it has not yet: the ghost, which said when it
+        # started, is then lost as silent and what it held goes to the next worker).
         gate.set()
         wait_for(
             lambda: metric("frames_sent_total") + metric("unreachable_total") >= 1,
@@ -358,15 +364,19 @@ def test_vanished_worker_is_forgotten_and_its_frame_goes_to_the_next(
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.IDENTITY, b"w1")
         dealer.connect(settings.frames_endpoint)
-        dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=2)))
+        dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=2, started_at_ns=2)))
         worked: list[int] = []
         deadline = time.monotonic() + 15
         while len(worked) < 6 and time.monotonic() < deadline:
-            if dealer.poll(100):
-                header, _ = decode(dealer.recv_multipart())
-                assert isinstance(header, FrameHeader)
-                worked.append(header.seq)
-                dealer.send_multipart(encode(WorkRequest(worker_id="w1", credit=1)))
+            if not dealer.poll(100):
+                # Idle, w1 stays alive as a real worker does, while the ghost is given up on.
+                dealer.send_multipart(encode(Heartbeat(sender="w1", sent_at_ns=time.time_ns())))
+                continue
+            header, _ = decode(dealer.recv_multipart())
+            assert isinstance(header, FrameHeader)
+            worked.append(header.seq)
+            done = WorkRequest(worker_id="w1", credit=1, done=(header.seq,), started_at_ns=2)
+            dealer.send_multipart(encode(done))
         assert sorted(worked) == list(range(6)), "every frame once, the ghost's one to w1"
         thread.join(timeout=5)
         assert result == [0]
@@ -409,6 +419,8 @@ def test_a_silent_worker_is_lost_and_its_frames_go_to_another_or_are_dropped(
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if not w2.poll(200):
+            # Idle, w2 stays alive as a real worker does; only w1 falls silent.
+            w2.send_multipart(encode(Heartbeat(sender="w2", sent_at_ns=time.time_ns())))
             continue
         seq = take_frame(w2)
         seen.append(seq)

@@ -1,0 +1,121 @@
+"""House rules read from the source: no import circle, no file over 400 lines in services/ or
+shared/, and tests that wait on events (at most 8 deliberate sleeps, each explained)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGES = ("services", "shared", "training", "bench")
+MAX_LINES = 400
+MAX_SLEEPS = 8
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Project modules ``path`` imports, at any level of the file (lazy imports included)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        for imported in targets:
+            target = imported
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (REPO / folder).rglob("*.py"))
+
+
+def test_no_import_circle_among_the_projects_modules() -> None:
+    paths = _sources(*PACKAGES)
+    modules = {_module_name(path) for path in paths}
+    graph = {_module_name(path): _imports(path, modules) for path in paths}
+    # A package's __init__ re-exporting its modules is not a circle of its own.
+    graph = {
+        name: {t for t in targets if not name.startswith(t + ".")}
+        for name, targets in graph.items()
+    }
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_source_file_over_400_lines_in_services_or_shared() -> None:
+    long = {
+        str(path.relative_to(REPO)): lines
+        for path in _sources("services", "shared")
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
+
+
+def test_tests_sleep_at_most_8_times_and_say_why() -> None:
+    sleeps = []
+    for path in _sources("tests"):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if "time.sleep(" in line and not line.lstrip().startswith(("#", '"')):
+                context = " ".join(lines[max(0, number - 2) : number + 1])
+                sleeps.append((str(path.relative_to(REPO)), number + 1, "#" in context))
+    sleeps = [s for s in sleeps if not s[0].endswith("test_house.py")]
+    assert len(sleeps) <= MAX_SLEEPS, sleeps
+    assert all(explained for *_, explained in sleeps), sleeps
