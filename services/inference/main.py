@@ -33,7 +33,7 @@ from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus
 from .reload import ModelReloader
-from .settings import WorkerSettings, batch_wait_ms
+from .settings import FaceSettings, WorkerSettings, batch_wait_ms
 from .tracker import FaceTracker
 
 __all__ = ["main", "make_tracker", "run"]
@@ -150,7 +150,7 @@ def run(
     return 0
 
 
-def make_tracker(settings: WorkerSettings) -> FaceTracker:
+def make_tracker(settings: FaceSettings) -> FaceTracker:
     """The worker's face tracker (smoothing and label hold) as its settings say."""
     return FaceTracker(
         iou_threshold=settings.track_iou,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import BoxXYWH, ImageError, SizeHW, decode_jpeg
+from shared.image import BoxXYWH, ImageError, ImageU8, SizeHW, decode_jpeg
 from shared.labels import EMOTIONS
 from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
 
@@ -22,7 +22,7 @@ from .framing import Framing, model_crop
 from .model_base import Probabilities
 from .tracker import FaceTracker
 
-__all__ = ["PreparedFrame", "finish_frame", "label_faces", "prepare_frame"]
+__all__ = ["PreparedFrame", "finish_frame", "label_faces", "prepare_frame", "prepare_image"]
 
 MAX_ERROR_CHARS = 1000
 
@@ -61,20 +61,54 @@ def prepare_frame(
     """Decode, detect and crop each face as the model learned (``framing``); a JPEG that does
     not decode gives a frame with ``error`` set."""
     started_ns = time.perf_counter_ns()
-    height, width = input_hw
-    no_faces = np.zeros((0, height, width, 1), dtype=np.uint8)
     try:
         frame_bgr = decode_jpeg(jpeg)
     except ImageError as error:
+        return prepare_image(
+            header,
+            None,
+            detector=detector,
+            input_hw=input_hw,
+            framing=framing,
+            error=f"corrupt jpeg: {error}",
+            started_ns=started_ns,
+        )
+    return prepare_image(
+        header,
+        frame_bgr,
+        detector=detector,
+        input_hw=input_hw,
+        framing=framing,
+        started_ns=started_ns,
+        decode_ms=_ms_since(started_ns),
+    )
+
+
+def prepare_image(
+    header: FrameHeader,
+    frame_bgr: ImageU8 | None,
+    *,
+    detector: FaceDetector,
+    input_hw: SizeHW,
+    framing: Framing,
+    error: str | None = None,
+    started_ns: int | None = None,
+    decode_ms: float = 0.0,
+) -> PreparedFrame:
+    """Detect and crop the faces of a decoded frame; without one (``error`` says why) a frame
+    with no faces and ``error`` set."""
+    started_ns = time.perf_counter_ns() if started_ns is None else started_ns
+    height, width = input_hw
+    no_faces = np.zeros((0, height, width, 1), dtype=np.uint8)
+    if frame_bgr is None:
         return PreparedFrame(
             header=header,
             started_ns=started_ns,
             boxes_xywh=[],
             faces_gray=no_faces,
-            decode_ms=_ms_since(started_ns),
-            error=f"corrupt jpeg: {error}"[:MAX_ERROR_CHARS],
+            decode_ms=decode_ms,
+            error=(error or "no image")[:MAX_ERROR_CHARS],
         )
-    decode_ms = _ms_since(started_ns)
     detect_start_ns = time.perf_counter_ns()
     boxes = _keep_largest(detector.detect(frame_bgr), MAX_FACES)
     faces = [model_crop(frame_bgr, box, framing, input_hw) for box in boxes]

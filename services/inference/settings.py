@@ -13,11 +13,12 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.curve import CurveSettings, PublicKeyFile
-from shared.settings import Endpoint, each_once, split_list
+from shared.settings import Endpoint, ServiceSettings, each_once, split_list
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
     "DetectorName",
+    "FaceSettings",
     "WorkerSettings",
     "default_capture_endpoints",
     "default_worker_id",
@@ -43,50 +44,13 @@ def default_capture_endpoints() -> list[str]:
     return ["tcp://127.0.0.1:5555"]
 
 
-class WorkerSettings(CurveSettings):
-    """One inference worker. Command line > EMOJIFY_WORKER_* environment > defaults."""
+class FaceSettings(ServiceSettings):
+    """How faces are found, cropped, classified and tracked: the worker's settings that
+    ``services.analyze`` shares."""
 
-    model_config = SettingsConfigDict(env_prefix="EMOJIFY_WORKER_")
-
-    worker_id: str = Field(
-        default_factory=default_worker_id,
-        pattern=_ID_PATTERN,
-        description="Fixed identity on every capture's ROUTER and on results "
-        "(default <hostname>-<pid>; supervisord passes worker-N).",
-    )
-    # NoDecode: the environment may give a plain comma-separated list instead of JSON.
-    capture_endpoints: Annotated[list[Endpoint], NoDecode] = Field(
-        default_factory=default_capture_endpoints,
-        min_length=1,
-        max_length=16,
-        description="Capture ROUTER endpoints to connect to (comma-separated or repeated).",
-    )
-    results_endpoint: Endpoint = Field(
-        default="tcp://127.0.0.1:5557", description="Display PULL endpoint the results go to."
-    )
-    curve_capture_public_key: PublicKeyFile | None = Field(
-        default=None,
-        description="Capture's public key file (NAME.key.pub), for every capture endpoint "
-        "(needed with curve_secret_key).",
-    )
-    curve_display_public_key: PublicKeyFile | None = Field(
-        default=None,
-        description="Display's public key file (NAME.key.pub), for the results endpoint "
-        "(needed with curve_secret_key).",
-    )
     model_path: Path = Field(
         default=DEFAULT_MODEL_PATH,
         description="Keras model file written by training; its .json metadata lies beside it.",
-    )
-    credit: int = Field(
-        default=2, ge=1, le=16, description="Frames asked for in flight per capture endpoint."
-    )
-    heartbeat_s: float = Field(
-        default=1.0,
-        gt=0.0,
-        le=60.0,
-        description="Seconds between heartbeats to each capture when nothing else was sent "
-        "(keep it well below the capture's worker_timeout_s).",
     )
     detector: DetectorName = Field(
         default="blazeface",
@@ -127,13 +91,6 @@ class WorkerSettings(CurveSettings):
         "both present, else litert.",
     )
 
-    reload_check_s: float = Field(
-        default=2.0,
-        ge=0.0,
-        le=3600.0,
-        description="Seconds between checks of the model file for a new model to load while "
-        "running (its inode, size and mtime, and its metadata's); 0 turns hot reload off.",
-    )
     track_iou: float = Field(
         default=0.3,
         gt=0.0,
@@ -161,6 +118,56 @@ class WorkerSettings(CurveSettings):
         le=100,
         description="Frames another emotion must lead a track's smoothed probabilities before "
         "its reported label changes (1: change at once).",
+    )
+
+
+class WorkerSettings(CurveSettings, FaceSettings):
+    """One inference worker. Command line > EMOJIFY_WORKER_* environment > defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="EMOJIFY_WORKER_")
+
+    worker_id: str = Field(
+        default_factory=default_worker_id,
+        pattern=_ID_PATTERN,
+        description="Fixed identity on every capture's ROUTER and on results "
+        "(default <hostname>-<pid>; supervisord passes worker-N).",
+    )
+    # NoDecode: the environment may give a plain comma-separated list instead of JSON.
+    capture_endpoints: Annotated[list[Endpoint], NoDecode] = Field(
+        default_factory=default_capture_endpoints,
+        min_length=1,
+        max_length=16,
+        description="Capture ROUTER endpoints to connect to (comma-separated or repeated).",
+    )
+    results_endpoint: Endpoint = Field(
+        default="tcp://127.0.0.1:5557", description="Display PULL endpoint the results go to."
+    )
+    curve_capture_public_key: PublicKeyFile | None = Field(
+        default=None,
+        description="Capture's public key file (NAME.key.pub), for every capture endpoint "
+        "(needed with curve_secret_key).",
+    )
+    curve_display_public_key: PublicKeyFile | None = Field(
+        default=None,
+        description="Display's public key file (NAME.key.pub), for the results endpoint "
+        "(needed with curve_secret_key).",
+    )
+    credit: int = Field(
+        default=2, ge=1, le=16, description="Frames asked for in flight per capture endpoint."
+    )
+    heartbeat_s: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds between heartbeats to each capture when nothing else was sent "
+        "(keep it well below the capture's worker_timeout_s).",
+    )
+    reload_check_s: float = Field(
+        default=2.0,
+        ge=0.0,
+        le=3600.0,
+        description="Seconds between checks of the model file for a new model to load while "
+        "running (its inode, size and mtime, and its metadata's); 0 turns hot reload off.",
     )
     max_batch_wait_ms: float | None = Field(
         default=None,

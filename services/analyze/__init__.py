@@ -1,0 +1,1 @@
+"""Offline analysis of images and videos with the worker's own code."""

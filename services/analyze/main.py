@@ -1,0 +1,281 @@
+"""``python -m services.analyze PATH [--out DIR]``: one image, a folder of images or a video
+through the worker's own detect -> crop -> classify code, in this process (no sockets).
+
+Writes to DIR (default ``var/analyze/<name>/``): ``results.jsonl`` (the display's jsonl schema,
+one line per image or frame, plus ``source`` and, for a video, ``time_s``), annotated copies
+(``annotated/<image>`` or ``annotated.mp4``), for a video ``timeline.csv`` and ``timeline.png``,
+and ``summary.json``; shows a progress bar and prints a summary. Exit 0 when done, 2 when it
+cannot start (a missing path, not an image or video, a bad model file).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from services.display.render import AssetError, Sprites, load_sprites, render_frame
+from services.inference.classifier import load_classifier
+from services.inference.detectors import DetectorError, make_detector
+from services.inference.framing import framing_for
+from services.inference.main import make_tracker
+from services.inference.model_base import Classifier, empty_probabilities
+from services.inference.pipeline import (
+    PreparedFrame,
+    finish_frame,
+    label_faces,
+    prepare_image,
+)
+from services.inference.tracker import FaceTracker
+from shared.image import ImageU8
+from shared.labels import EMOTIONS
+from shared.messages import FrameHeader
+from shared.model_file import ModelFileError
+from shared.runtime import setup_logging
+from shared.settings import EXIT_CANNOT_START, load_settings
+
+from .inputs import Frame, InputError, Inputs, open_inputs
+from .settings import AnalyzeSettings
+from .timeline import draw_timeline, timeline_rows, write_timeline_csv
+
+__all__ = ["Summary", "analyze", "main"]
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = "analyze"
+
+
+@dataclass
+class Summary:
+    """What an analysis went through and found."""
+
+    path: str
+    kind: str
+    frames: int = 0
+    unreadable: int = 0
+    faces: int = 0
+    tracks: int = 0
+    emotions: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        unit = "frames" if self.kind == "video" else "images"
+        rate = self.frames / self.seconds if self.seconds > 0 else 0.0
+        found = ", ".join(f"{e} {self.emotions[e]}" for e in EMOTIONS if self.emotions[e])
+        tracked = f" ({self.tracks} tracked)" if self.kind == "video" else ""
+        return [
+            f"analyzed {self.path}: {self.frames} {unit} in {self.seconds:.1f} s "
+            f"({rate:.1f} {unit}/s)",
+            f"faces: {self.faces}{tracked}; unreadable {unit}: {self.unreadable}",
+            f"emotions: {found or 'none'}",
+            f"wrote: {', '.join(self.outputs)}",
+        ]
+
+
+class _Annotated:
+    """Annotated copies: one file per image, or one video at the source's frame rate."""
+
+    def __init__(self, out: Path, inputs: Inputs) -> None:
+        self._out = out
+        self._video = inputs.kind == "video"
+        self._fps = inputs.fps or 25.0
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+        self.path = out / "annotated.mp4" if self._video else out / "annotated"
+        if not self._video:
+            self.path.mkdir(parents=True, exist_ok=True)
+
+    def add(self, frame: Frame, picture: ImageU8) -> None:
+        if not self._video:
+            name = Path(frame.source).with_suffix(".jpg").name
+            cv2.imwrite(str(self.path / name), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            return
+        if self._writer is None:
+            self._size = (picture.shape[1], picture.shape[0])
+            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self._fps, self._size)
+        if (picture.shape[1], picture.shape[0]) != self._size:
+            picture = np.asarray(cv2.resize(picture, self._size), dtype=np.uint8)
+        self._writer.write(picture)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def _stream_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", name)[:64] or "analyze"
+
+
+def _classify(classifier: Classifier, prepared: PreparedFrame) -> tuple[np.ndarray, float]:
+    if not len(prepared.faces_gray):
+        return empty_probabilities(), 0.0
+    started = time.perf_counter()
+    probabilities = classifier.classify(prepared.faces_gray)
+    return probabilities, (time.perf_counter() - started) * 1000.0
+
+
+def _record(
+    frame: Frame,
+    stream_id: str,
+    started_ns: int,
+    *,
+    settings: AnalyzeSettings,
+    classifier: Classifier,
+    tracker: FaceTracker | None,
+    detector: Any,
+) -> tuple[dict[str, Any], PreparedFrame]:
+    """One frame through detect -> crop -> classify -> label, as its result record."""
+    height, width = frame.image.shape[:2] if frame.image is not None else (1, 1)
+    offset_ns = round((frame.time_s or 0.0) * 1e9)
+    header = FrameHeader(
+        stream_id=stream_id,
+        seq=frame.index,
+        captured_at_ns=started_ns + offset_ns,
+        width=width,
+        height=height,
+    )
+    prepared = prepare_image(
+        header,
+        frame.image,
+        detector=detector,
+        input_hw=classifier.input_hw,
+        framing=framing_for(settings.detector, settings.face_margin),
+        error=frame.error,
+    )
+    probabilities, classify_ms = _classify(classifier, prepared)
+    faces = label_faces(prepared, probabilities, tracker)
+    result = finish_frame(
+        prepared,
+        faces,
+        classify_ms=classify_ms,
+        worker_id=WORKER_ID,
+        model_version=classifier.version,
+    )
+    record = result.model_dump(mode="json")
+    record["source"] = frame.source
+    if frame.time_s is not None:
+        record["time_s"] = round(frame.time_s, 4)
+    return record, prepared
+
+
+def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summary:
+    """Run the analysis the settings describe; raises InputError, ModelFileError,
+    DetectorError or AssetError when it cannot start."""
+    inputs = open_inputs(settings.path)
+    out = settings.out or Path("var") / "analyze" / inputs.name
+    out.mkdir(parents=True, exist_ok=True)
+    sprites: Sprites = load_sprites()
+    detector = make_detector(
+        settings.detector, settings.min_face_px, settings.detect_max_width, settings.tf_threads
+    )
+    classifier = load_classifier(
+        settings.model_path, settings.classifier_runtime, settings.tf_threads
+    )
+    tracker = make_tracker(settings) if inputs.kind == "video" else None
+    summary = Summary(str(settings.path), inputs.kind)
+    stream_id = _stream_id(inputs.name)
+    started_ns = time.time_ns()
+    started = time.monotonic()
+    records: list[dict[str, Any]] = []
+    annotated = _Annotated(out, inputs)
+    results_path = out / "results.jsonl"
+    bar = tqdm(
+        total=inputs.total or None,
+        unit="frame" if inputs.kind == "video" else "image",
+        desc=inputs.name,
+        file=progress if progress is not None else sys.stderr,
+        disable=progress is None and not sys.stderr.isatty(),
+        mininterval=0.5,
+    )
+    try:
+        with results_path.open("w", encoding="utf-8") as results:
+            for frame in inputs.frames():
+                record, _ = _record(
+                    frame,
+                    stream_id,
+                    started_ns,
+                    settings=settings,
+                    classifier=classifier,
+                    tracker=tracker,
+                    detector=detector,
+                )
+                results.write(json.dumps(record, separators=(",", ":")) + "\n")
+                records.append(record)
+                summary.frames += 1
+                if frame.image is None:
+                    summary.unreadable += 1
+                    log.warning("%s: %s", frame.source, frame.error)
+                else:
+                    annotated.add(frame, render_frame(frame.image, _faces(record), sprites))
+                for face in record["faces"]:
+                    summary.faces += 1
+                    summary.emotions[face["label"]] += 1
+                bar.update(1)
+    finally:
+        bar.close()
+        annotated.close()
+    summary.outputs = [str(results_path), str(annotated.path)]
+    if inputs.kind == "video":
+        rows = timeline_rows(records)
+        summary.tracks = len({row.track_id for row in rows})
+        write_timeline_csv(out / "timeline.csv", rows)
+        duration_s = summary.frames / (inputs.fps or 25.0)
+        cv2.imwrite(str(out / "timeline.png"), draw_timeline(rows, duration_s))
+        summary.outputs += [str(out / "timeline.csv"), str(out / "timeline.png")]
+    summary.seconds = time.monotonic() - started
+    summary_path = out / "summary.json"
+    summary_path.write_text(
+        json.dumps(
+            {
+                "path": summary.path,
+                "kind": summary.kind,
+                "frames": summary.frames,
+                "unreadable": summary.unreadable,
+                "faces": summary.faces,
+                "tracks": summary.tracks,
+                "emotions": {e: summary.emotions[e] for e in EMOTIONS},
+                "seconds": round(summary.seconds, 2),
+                "model_version": classifier.version,
+                "detector": settings.detector,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    summary.outputs.append(str(summary_path))
+    return summary
+
+
+def _faces(record: dict[str, Any]) -> list[Any]:
+    from shared.messages import Face
+
+    return [Face.model_validate(face) for face in record["faces"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 when the analysis is written, 2 when it cannot start, 1 on a failure."""
+    settings = load_settings(AnalyzeSettings, argv)
+    setup_logging("analyze", settings.log_level)
+    try:
+        summary = analyze(settings)
+    except (InputError, ModelFileError, DetectorError, AssetError) as error:
+        print(f"services.analyze: {error}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    except Exception:
+        log.exception("analysis failed")
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
