@@ -14,13 +14,20 @@ from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
+from urllib.parse import parse_qs
 
-__all__ = ["HttpServer", "Route", "reply"]
+__all__ = ["HttpServer", "Route", "query", "reply"]
 
 log = logging.getLogger(__name__)
 
 #: Answers one request on the handler it is given.
 Route = Callable[[BaseHTTPRequestHandler], None]
+
+
+def query(handler: BaseHTTPRequestHandler) -> dict[str, str]:
+    """The request's query parameters (the last value of each)."""
+    _, _, text = handler.path.partition("?")
+    return {key: values[-1] for key, values in parse_qs(text).items()}
 
 
 def reply(handler: BaseHTTPRequestHandler, status: HTTPStatus, kind: str, body: bytes) -> None:

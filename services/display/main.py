@@ -28,6 +28,7 @@ from shared.transport import PREVIEW_QUEUE, Socket, TransportError, bind, connec
 from shared.wire import WireError, decode
 
 from .accounting import DisplayMeters
+from .page_state import PageState, state_route
 from .render import AssetError, Sprites, load_sprites, render_frame
 from .ring import FrameEntry, FrameRing, LiveResults, ResultState, SeqGaps
 from .screen import Screen
@@ -81,12 +82,24 @@ class _Display:
         self.last_result_at = time.monotonic()
         self.offline = False
         self.watch = LoopWatch(STUCK_AFTER_S, time.monotonic)
+        self.page = PageState()
         registry.describe(mode=settings.mode, sinks=",".join(settings.sinks))
 
     # --- status (called from HTTP threads) -------------------------------------------------
 
     def metrics(self) -> list[Sample]:
         return self.meters.metrics(self.offline, self.screen.streams)
+
+    def figures(self) -> dict[str, object]:
+        """The display's own figures for the page (called from HTTP threads)."""
+        return {
+            "mode": self.settings.mode,
+            "fps_in": self.meters.frames_in.rate(),
+            "fps_out": self.meters.rendered.rate(),
+            "latency_p50_ms": self.meters.latency.percentile(50),
+            "latency_p95_ms": self.meters.latency.percentile(95),
+            "inference_offline": self.offline,
+        }
 
     def health(self) -> Health:
         now = time.monotonic()
@@ -134,6 +147,7 @@ class _Display:
         )
         self.last_render = time.monotonic()
         self.screen.show(header.stream_id, picture, self.last_render)
+        self.page.drawn(header, faces)
         self.meters.drawn(header.captured_at_ns)
         if self.newest_unrendered is not None and self.newest_unrendered.header == header:
             self.newest_unrendered = None
@@ -158,6 +172,7 @@ class _Display:
             self.ring.add_result(message)
             log.debug("duplicate result for %s seq %d skipped", message.stream_id, message.seq)
             return
+        self.page.result(message)
         if message.error is not None:
             self.stats.increment("result_errors")
         if self.jsonl is not None:
@@ -297,7 +312,10 @@ def run(
         registry = ServiceMetrics("display")
         display = _Display(settings, sprites, registry)
         registry.read_from(display)
-        routes = status_routes(registry, display.health)
+        routes = {
+            **status_routes(registry, display.health),
+            "/state.json": state_route(display.page, display.figures),
+        }
         frame_sinks, jsonl = open_sinks(settings, stop, routes)
         display.screen.sinks, display.jsonl = frame_sinks, jsonl
         status = start_status_server(

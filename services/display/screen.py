@@ -57,6 +57,8 @@ class Screen:
                 sink.show(picture)
         else:
             self.grid_due = True
+            for sink in self.sinks:
+                sink.show_stream(stream_id, picture)
 
     def stream_ended(self, stream_id: str, now: float) -> None:
         """The last picture of an ended stream stays while others run, then the show ends."""

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import IO, Final, Protocol
 import cv2
 import numpy as np
 
-from shared.http_server import HttpServer, Route, reply
+from shared.http_server import HttpServer, Route, query, reply
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
 
@@ -53,6 +53,9 @@ class FrameSink(Protocol):
 
     def show(self, frame_bgr: ImageU8) -> None: ...
 
+    def show_stream(self, stream_id: str, frame_bgr: ImageU8) -> None:
+        """With several streams: one stream's own drawn frame (``show`` gets the grid)."""
+
     def tick(self) -> None:
         """Called every loop turn, frames or not (a window must keep handling events)."""
 
@@ -73,6 +76,9 @@ class WindowSink:
     def show(self, frame_bgr: ImageU8) -> None:
         cv2.imshow(self._title, frame_bgr)
         self.tick()
+
+    def show_stream(self, stream_id: str, frame_bgr: ImageU8) -> None:
+        pass
 
     def tick(self) -> None:
         key = cv2.waitKey(1) & 0xFF
@@ -132,11 +138,12 @@ class FrameBoard:
             self._cond.notify_all()
 
 
-def _mjpeg_route(board: FrameBoard, max_clients: int) -> Route:
+def _mjpeg_route(boards: Callable[[BaseHTTPRequestHandler], FrameBoard], max_clients: int) -> Route:
     """``/stream.mjpg``: the newest frame, then every newer one, to at most ``max_clients``."""
     clients = threading.BoundedSemaphore(max_clients)
 
     def stream(handler: BaseHTTPRequestHandler) -> None:
+        board = boards(handler)
         if not clients.acquire(blocking=False):
             reply(handler, HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many viewers\n")
             return
@@ -168,24 +175,20 @@ def _mjpeg_route(board: FrameBoard, max_clients: int) -> Route:
     return stream
 
 
+PAGE: Final = Path(__file__).resolve().parent / "assets" / "page.html"
+#: A stream's own picture is served while it is this fresh; else the composite (one stream).
+STREAM_FRESH_S: Final = 2.0
+
+
 def _page(title: str) -> bytes:
-    safe = html.escape(title)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{safe}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body {{ margin: 0; background: #111; color: #ddd; font: 16px system-ui, sans-serif;
-        display: flex; flex-direction: column; align-items: center; }}
- h1 {{ font-size: 1.2em; font-weight: 500; margin: 0.6em; }}
- img {{ max-width: 100vw; max-height: calc(100vh - 4em); background: #222; }}
-</style></head>
-<body><h1>{safe}</h1><img id="stream" src="/stream.mjpg" alt="{safe} live view"></body></html>
-""".encode()
+    """The live page (assets/page.html): video, per-face bars and timelines, figures, picker."""
+    return PAGE.read_text(encoding="utf-8").replace("{title}", html.escape(title)).encode()
 
 
 class HttpSink:
-    """The MJPEG page: ``/``, ``/stream.mjpg``, ``/snapshot.jpg``, plus ``routes`` (the
-    display's ``/metrics`` and ``/healthz``) on the same port."""
+    """The live page: ``/``, ``/stream.mjpg``, ``/snapshot.jpg`` (both take ``?stream=`` when
+    several streams are shown), plus ``routes`` (the display's ``/state.json``, ``/metrics``
+    and ``/healthz``) on the same port."""
 
     def __init__(
         self,
@@ -200,18 +203,21 @@ class HttpSink:
     ) -> None:
         self._quality = jpeg_quality
         self._board = FrameBoard(encode_jpeg(placeholder_bgr, jpeg_quality))
-        board, page = self._board, _page(title)
+        # Each stream's own picture while several are shown (the composite is the grid).
+        self._streams: dict[str, FrameBoard] = {}
+        self._lock = threading.Lock()
+        page = _page(title)
 
         def serve_page(handler: BaseHTTPRequestHandler) -> None:
             reply(handler, HTTPStatus.OK, "text/html; charset=utf-8", page)
 
         def serve_snapshot(handler: BaseHTTPRequestHandler) -> None:
-            reply(handler, HTTPStatus.OK, "image/jpeg", board.latest()[1])
+            reply(handler, HTTPStatus.OK, "image/jpeg", self._board_for(handler).latest()[1])
 
         own: dict[str, Route] = {
             "/": serve_page,
             "/index.html": serve_page,
-            "/stream.mjpg": _mjpeg_route(board, max_clients),
+            "/stream.mjpg": _mjpeg_route(self._board_for, max_clients),
             "/snapshot.jpg": serve_snapshot,
         }
         try:
@@ -221,12 +227,29 @@ class HttpSink:
         except OSError as error:
             raise SinkError(f"http sink cannot listen on {host}:{port}: {error}") from error
 
+    def _board_for(self, handler: BaseHTTPRequestHandler) -> FrameBoard:
+        """The stream ``?stream=`` names while it is shown on its own, else the composite."""
+        wanted = query(handler).get("stream")
+        with self._lock:
+            board = self._streams.get(wanted) if wanted is not None else None
+        if board is None or board.age_s() > STREAM_FRESH_S:
+            return self._board
+        return board
+
     @property
     def url(self) -> str:
         return self._server.url
 
     def show(self, frame_bgr: ImageU8) -> None:
         self._board.publish(encode_jpeg(frame_bgr, self._quality))
+
+    def show_stream(self, stream_id: str, frame_bgr: ImageU8) -> None:
+        jpeg = encode_jpeg(frame_bgr, self._quality)
+        with self._lock:
+            board = self._streams.get(stream_id)
+            if board is None:
+                board = self._streams[stream_id] = FrameBoard(jpeg)
+        board.publish(jpeg)
 
     def tick(self) -> None:
         pass
@@ -236,6 +259,10 @@ class HttpSink:
 
     def close(self) -> None:
         self._board.close()
+        with self._lock:
+            boards = list(self._streams.values())
+        for board in boards:
+            board.close()
         self._server.close()
 
 
@@ -249,6 +276,9 @@ class VideoFileSink:
         self._size_wh: tuple[int, int] | None = None
         self._finished = False
         self.frames_written = 0
+
+    def show_stream(self, stream_id: str, frame_bgr: ImageU8) -> None:
+        pass
 
     def show(self, frame_bgr: ImageU8) -> None:
         if self._finished:

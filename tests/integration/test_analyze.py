@@ -14,7 +14,8 @@ import pytest
 
 from shared.labels import EMOTIONS
 from shared.recording import load_recording
-from tests.integration.pipeline_harness import RECORDING, REPO
+from tests.integration.pipeline_harness import RECORDING, REPO, running_pipeline
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +132,32 @@ def test_a_video_that_is_not_one_is_refused(tmp_path: Path) -> None:
     done = _analyze(str(fake))
     assert done.returncode == 2, done.stderr
     assert "cannot open it as a video" in done.stderr or "no frame" in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_analyze_labels_a_recorded_folder_as_the_live_pipeline_does(tmp_path: Path) -> None:
+    """Same code, same framing: the recording's frames through the pipeline (tracker set to pass
+    probabilities through) and through services.analyze give the same faces and labels."""
+    total = len(load_recording(RECORDING).frames)
+    with running_pipeline(
+        tmp_path,
+        workers=1,
+        EMOJIFY_WORKER_SMOOTHING="0",
+        EMOJIFY_WORKER_LABEL_HOLD_FRAMES="1",
+    ) as pipeline:
+        wait_for(lambda: len(pipeline.results()) >= total, 240, f"{total} live results")
+        live = {r["seq"]: r for r in pipeline.results()}
+    out = tmp_path / "analyzed"
+    done = _analyze(str(RECORDING / "frames"), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    offline = _read_jsonl(out / "results.jsonl")
+    assert len(offline) == total
+    faces = 0
+    for record in offline:
+        ours, theirs = record["faces"], live[record["seq"]]["faces"]
+        assert [f["box_xywh"] for f in ours] == [f["box_xywh"] for f in theirs], record["seq"]
+        assert [f["label"] for f in ours] == [f["label"] for f in theirs], record["seq"]
+        for mine, other in zip(ours, theirs, strict=True):
+            assert mine["probabilities"] == pytest.approx(other["probabilities"], abs=1e-4)
+        faces += len(ours)
+    assert faces >= total, "the demo recording shows a face in every frame"

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
+from shared.messages import Face, ResultHeader
+from shared.wire import encode
 from tests.integration.display_harness import (
+    FACE_BOX,
     frame_header,
+    frame_jpeg,
+    read_jsonl,
     result_for,
     running_display,
     wait_subscribed,
@@ -99,3 +106,125 @@ def test_page_shows_changing_frames(tmp_path: Path) -> None:
     assert first["hash"] != second["hash"], "the picture did not change in 0.5 s"
     for sample in (first, second):
         assert sample["std"] > 10, f"the picture looks blank: {sample}"
+
+
+def _result(header: Any, shift: int) -> ResultHeader:
+    """A result whose seven probabilities differ from frame to frame and stream to stream."""
+    weights = [1.0 + ((header.seq + shift) * 3 + index * 5) % 7 for index in range(7)]
+    total = sum(weights)
+    return ResultHeader(
+        stream_id=header.stream_id,
+        seq=header.seq,
+        captured_at_ns=header.captured_at_ns,
+        worker_id="test-worker",
+        model_version="test-model",
+        faces=(Face.from_probabilities(FACE_BOX, [w / total for w in weights]),),
+        completed_at_ns=time.time_ns(),
+    )
+
+
+def publish_two_streams(display: Any, second: zmq.Socket[bytes], stop: threading.Event) -> None:
+    """Two cameras at ~8 fps each, every frame answered."""
+    seq = 0
+    while not stop.wait(0.12):
+        for stream_id, shift in (("cam-a", 0), ("cam-b", 3)):
+            header = frame_header(seq, stream_id)
+            if stream_id == "cam-a":
+                display.send_frame(header)
+            else:
+                second.send_multipart(encode(header, frame_jpeg(seq + 100)))
+            display.send_result(_result(header, shift))
+        seq += 1
+
+
+#: Runs in the page: the stream and frame the bars show, and the bars' values.
+BARS_JS = """
+() => {
+  const box = document.getElementById("faces");
+  const bars = Array.from(box.querySelectorAll(".face .bar"));
+  return {stream: box.dataset.stream, seq: box.dataset.seq,
+          values: bars.map((bar) => Number(bar.dataset.value)),
+          timelines: box.querySelectorAll("canvas.timeline").length,
+          figures: document.getElementById("figures").textContent,
+          picker: !document.getElementById("stream-picker").hidden,
+          src: document.getElementById("stream").getAttribute("src"),
+          snapshot: document.getElementById("snapshot").getAttribute("href")};
+}
+"""
+
+
+def _recorded(jsonl: Path, stream: str, seq: int) -> list[float]:
+    for line in read_jsonl(jsonl):
+        if line["stream_id"] == stream and line["seq"] == seq:
+            return list(line["faces"][0]["probabilities"])
+    raise AssertionError(f"no jsonl line for {stream} #{seq}")
+
+
+def test_page_shows_each_faces_bars_timeline_and_figures_and_switches_streams(
+    tmp_path: Path,
+) -> None:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the 'playwright' package (dev extra) is not installed"
+    )
+    ctx: zmq.Context[Any] = zmq.Context.instance()
+    second = ctx.socket(zmq.XPUB)
+    second.setsockopt(zmq.LINGER, 0)
+    second_port = second.bind_to_random_port("tcp://127.0.0.1")
+    jsonl = tmp_path / "results.jsonl"
+    try:
+        with running_display(
+            tmp_path,
+            "--mode", "sync", "--sinks", "http,jsonl", "--jsonl-path", str(jsonl),
+            "--preview-endpoints", f"tcp://127.0.0.1:{second_port}",
+        ) as display:  # fmt: skip
+            wait_subscribed(display)
+            assert second.poll(10_000, zmq.POLLIN) and second.recv()[:1] == b"\x01"
+            stop = threading.Event()
+            publisher = threading.Thread(
+                target=publish_two_streams, args=(display, second, stop), daemon=True
+            )
+            publisher.start()
+            try:
+                with sync_api.sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(
+                        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000
+                    )
+                    try:
+                        page = browser.new_page(viewport={"width": 1100, "height": 700})
+                        page.goto(display.http_url, timeout=30_000)
+                        page.wait_for_function(
+                            "() => document.querySelectorAll('#faces .bar').length === 7 && "
+                            "!document.getElementById('stream-picker').hidden",
+                            timeout=30_000,
+                        )
+                        first = page.evaluate(BARS_JS)
+                        page.screenshot(path=str(tmp_path / "page-cam-a.png"))
+                        page.select_option("#stream-picker", "cam-b")
+                        page.wait_for_function(
+                            "() => document.getElementById('faces').dataset.stream === 'cam-b'",
+                            timeout=10_000,
+                        )
+                        page.wait_for_timeout(600)  # deliberate: the page's video catches up
+                        switched = page.evaluate(BARS_JS)
+                        page.screenshot(path=str(tmp_path / "page-cam-b.png"))
+                    finally:
+                        browser.close()
+            finally:
+                stop.set()
+                publisher.join(timeout=5)
+    finally:
+        second.close(linger=0)
+    assert first["stream"] == "cam-a" and first["picker"]
+    assert first["values"] == pytest.approx(_recorded(jsonl, "cam-a", int(first["seq"])), abs=1e-4)
+    assert first["timelines"] == 1
+    assert "fps" in first["figures"] and "workers online 1" in first["figures"]
+    assert switched["stream"] == "cam-b"
+    assert switched["src"] == "/stream.mjpg?stream=cam-b"
+    assert switched["snapshot"] == "/snapshot.jpg?stream=cam-b"
+    assert switched["values"] == pytest.approx(
+        _recorded(jsonl, "cam-b", int(switched["seq"])), abs=1e-4
+    )
+    for name in ("page-cam-a.png", "page-cam-b.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
