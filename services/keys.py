@@ -1,15 +1,20 @@
-"""``python -m services.keys generate``: CurveZMQ key pairs for the services."""
+"""``python -m services.keys``: CurveZMQ key pairs for the services (``generate``), and the
+live page's credentials (``http-token``, ``http-user``)."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import re
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from shared.curve import NAME_PATTERN, PUBLIC_SUFFIX, CurveError, generate_keypair, load_keypair
 from shared.settings import EXIT_CANNOT_START
+
+from .display.page_auth import hash_password
 
 __all__ = ["main"]
 
@@ -30,7 +35,50 @@ def _parser() -> argparse.ArgumentParser:
         help="service name, e.g. capture, display, worker (repeat or comma-separate)",
     )
     generate.add_argument("--force", action="store_true", help="replace existing key files")
+    token = commands.add_parser(
+        "http-token", help="write a random access token for the page (mode 0600)"
+    )
+    token.add_argument("file", type=Path, help="token file (the display's --http-token-file)")
+    token.add_argument("--force", action="store_true", help="replace an existing file")
+    user = commands.add_parser(
+        "http-user",
+        help="add or replace a user of the page; the password is read from the terminal (or "
+        "one line of standard input) and stored hashed",
+    )
+    user.add_argument("file", type=Path, help="users file (the display's --http-users-file)")
+    user.add_argument("user", help="user name (letters, digits, '_', '.', '-')")
     return parser
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+
+
+def _http_token(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise OSError(f"{path} exists (pass --force to replace it)")
+    _write_private(path, secrets.token_urlsafe(32) + "\n")
+    print(f"page token written to {path}: use --http-token-file {path}")
+
+
+def _http_user(path: Path, user: str) -> None:
+    if not re.match(NAME_PATTERN, user):
+        raise CurveError(f"user: expected letters, digits, '_', '.', '-' (1-64), found {user!r}")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {user}: ")
+        if getpass.getpass("again: ") != password:
+            raise CurveError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise CurveError("password: expected 8 characters or more")
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    kept = [line for line in lines if line.partition(":")[0] != user]
+    _write_private(path, "\n".join([*kept, f"{user}:{hash_password(password)}"]) + "\n")
+    print(f"user {user} written to {path}: use --http-users-file {path}")
 
 
 def _names(values: Sequence[str]) -> list[str]:
@@ -45,6 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Generate the key pairs asked for; exit 2 on a bad name or an existing file."""
     args = _parser().parse_args(argv)
     try:
+        if args.command == "http-token":
+            _http_token(args.file, args.force)
+            return 0
+        if args.command == "http-user":
+            _http_user(args.file, args.user)
+            return 0
         for name in _names(args.name):
             secret_path, public_path = generate_keypair(args.dir, name, overwrite=args.force)
             public = load_keypair(secret_path).public.decode()

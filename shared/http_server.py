@@ -1,13 +1,14 @@
 """One small HTTP server for every service: a table of paths on a daemon thread.
 
 The status endpoints (``/metrics``, ``/healthz``) and the display's page and MJPEG stream are
-all routes on it. A client that resets its connection or stops reading costs one log line,
-never a traceback.
+all routes on it. A client that resets its connection, stops reading or fails the TLS
+handshake costs one log line, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -58,7 +59,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError):
+        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
             _gone(self.name, client_address, error)
         else:
             log.exception("%s: request from %s failed", self.name, client_address)
@@ -83,6 +84,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def do_POST(self) -> None:
+        # A route that takes a form (the login) reads handler.command; others ignore the body.
+        self.do_GET()
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         route = self._server.routes.get(path)
@@ -94,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             else:
                 route(self)
-        except (ConnectionError, TimeoutError) as error:
+        except (ConnectionError, TimeoutError, ssl.SSLError) as error:
             _gone(self._server.name, self.client_address, error)
 
 
@@ -110,9 +115,18 @@ class HttpServer:
         host: str,
         port: int,
         routes: Mapping[str, Route],
+        *,
         poll_interval_s: float = 0.2,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._server = _Server((host, port), name, routes)
+        self.scheme = "http"
+        if tls is not None:
+            # The handshake happens in each request's own thread, not in the accept loop.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.scheme = "https"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": poll_interval_s},
@@ -129,7 +143,7 @@ class HttpServer:
     def url(self) -> str:
         host = self._server.server_address[0]
         text = host.decode() if isinstance(host, bytes) else str(host)
-        return f"http://{f'[{text}]' if ':' in text else text}:{self.port}/"
+        return f"{self.scheme}://{f'[{text}]' if ':' in text else text}:{self.port}/"
 
     def close(self) -> None:
         self._server.shutdown()

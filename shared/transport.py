@@ -15,6 +15,7 @@ __all__ = [
     "bind",
     "connect",
     "is_loopback_endpoint",
+    "is_loopback_host",
     "make_socket",
     "recv_multipart_timeout",
     "send_nowait",
@@ -132,7 +133,11 @@ def is_loopback_endpoint(endpoint: str) -> bool:
     if scheme != "tcp":
         return False
     # tcp://[source;]host:port; a source address does not change where packets go.
-    host = rest.rsplit(";", 1)[-1].rsplit(":", 1)[0]
+    return is_loopback_host(rest.rsplit(";", 1)[-1].rsplit(":", 1)[0])
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or address, IPv6 in brackets or not) is this host only."""
     host = host.removeprefix("[").removesuffix("]")
     if host == "localhost":
         return True

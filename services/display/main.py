@@ -28,12 +28,13 @@ from shared.transport import PREVIEW_QUEUE, Socket, TransportError, bind, connec
 from shared.wire import WireError, decode
 
 from .accounting import DisplayMeters
+from .outputs import close_sinks, open_sinks
 from .page_state import PageState, state_route
 from .render import AssetError, Sprites, load_sprites, render_frame
 from .ring import FrameEntry, FrameRing, LiveResults, ResultState, SeqGaps
 from .screen import Screen
 from .settings import DisplaySettings
-from .sinks import FrameSink, JsonLinesSink, SinkError, close_sinks, open_sinks
+from .sinks import FrameSink, JsonLinesSink, SinkError
 
 __all__ = ["main", "run"]
 

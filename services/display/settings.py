@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.curve import CurveServerSettings, PublicKeyFile
 from shared.settings import Endpoint, each_once, split_list
+from shared.transport import is_loopback_host
 
 __all__ = ["SINK_NAMES", "DisplaySettings", "SinkName", "default_sinks", "has_screen"]
 
@@ -69,6 +70,22 @@ class DisplaySettings(CurveServerSettings):
         min_length=1,
         max_length=253,
         description="Address the MJPEG page listens on (loopback unless you mean to share it).",
+    )
+    http_token_file: Path | None = Field(
+        default=None,
+        description="File holding the page's access token (16+ characters): the login form "
+        "or 'Authorization: Bearer <token>'. Needed, or http_users_file, off loopback.",
+    )
+    http_users_file: Path | None = Field(
+        default=None,
+        description="File of 'user:pbkdf2_sha256$...' lines (python -m services.keys "
+        "http-user) for the page's login form.",
+    )
+    http_tls_cert_file: Path | None = Field(
+        default=None, description="TLS certificate (PEM) for the page: serve https."
+    )
+    http_tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of http_tls_cert_file."
     )
     http_port: int = Field(
         default=8080, ge=0, le=65535, description="Port of the MJPEG page; 0 picks a free one."
@@ -169,6 +186,27 @@ class DisplaySettings(CurveServerSettings):
             curve_allowed_dir=self.curve_allowed_dir,
             curve_capture_public_key=self.curve_capture_public_key,
         )
+        return self
+
+    @model_validator(mode="after")
+    def _page_access(self) -> DisplaySettings:
+        if (self.http_tls_cert_file is None) != (self.http_tls_key_file is None):
+            raise ValueError(
+                "https needs both http_tls_cert_file and http_tls_key_file "
+                "(--http-tls-cert-file, --http-tls-key-file)"
+            )
+        credential = self.http_token_file is not None or self.http_users_file is not None
+        if (
+            "http" in self.sinks
+            and not is_loopback_host(self.http_host)
+            and not credential
+            and not self.allow_insecure_network
+        ):
+            raise ValueError(
+                f"http_host {self.http_host} serves the page (people's faces) to the network: "
+                "set http_token_file or http_users_file (--http-token-file, --http-users-file), "
+                "or allow_insecure_network for a trusted, isolated network"
+            )
         return self
 
     @model_validator(mode="after")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 import json
 import logging
+import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -20,8 +21,7 @@ from shared.http_server import HttpServer, Route, query, reply
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
 
-from .render import placeholder_frame
-from .settings import DisplaySettings
+from .page_auth import PageAuth, protect
 
 __all__ = [
     "FrameBoard",
@@ -31,8 +31,6 @@ __all__ = [
     "SinkError",
     "VideoFileSink",
     "WindowSink",
-    "close_sinks",
-    "open_sinks",
 ]
 
 log = logging.getLogger(__name__)
@@ -200,6 +198,8 @@ class HttpSink:
         jpeg_quality: int = 80,
         max_clients: int = 8,
         routes: Mapping[str, Route] | None = None,
+        auth: PageAuth | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._quality = jpeg_quality
         self._board = FrameBoard(encode_jpeg(placeholder_bgr, jpeg_quality))
@@ -220,9 +220,15 @@ class HttpSink:
             "/stream.mjpg": _mjpeg_route(self._board_for, max_clients),
             "/snapshot.jpg": serve_snapshot,
         }
+        served = {**own, **(routes or {})}
         try:
             self._server = HttpServer(
-                "display", host, port, {**own, **(routes or {})}, poll_interval_s=0.1
+                "display",
+                host,
+                port,
+                served if auth is None else protect(served, auth),
+                poll_interval_s=0.1,
+                tls=tls,
             )
         except OSError as error:
             raise SinkError(f"http sink cannot listen on {host}:{port}: {error}") from error
@@ -343,48 +349,3 @@ class JsonLinesSink:
 
     def close(self) -> None:
         self._file.close()
-
-
-def open_sinks(
-    settings: DisplaySettings, stop: threading.Event, routes: Mapping[str, Route]
-) -> tuple[list[FrameSink], JsonLinesSink | None]:
-    """The sinks the settings name: frame sinks, and the JSON lines file if any (its results
-    are written as they come, not drawn). Raises SinkError; nothing stays open on failure."""
-    frame_sinks: list[FrameSink] = []
-    jsonl: JsonLinesSink | None = None
-    try:
-        for name in settings.sinks:
-            if name == "window":
-                frame_sinks.append(WindowSink(settings.window_title, stop))
-            elif name == "http":
-                http = HttpSink(
-                    settings.http_host,
-                    settings.http_port,
-                    title=settings.window_title,
-                    placeholder_bgr=placeholder_frame(PLACEHOLDER_WH, "waiting for frames"),
-                    jpeg_quality=settings.jpeg_quality,
-                    max_clients=settings.http_max_clients,
-                    routes=routes,
-                )
-                frame_sinks.append(http)
-                print(f"display: open {http.url}", flush=True)
-                log.info("display: open %s", http.url)
-            elif name == "video" and settings.video_path is not None:
-                frame_sinks.append(VideoFileSink(settings.video_path, settings.video_fps))
-            elif name == "jsonl" and settings.jsonl_path is not None:
-                jsonl = JsonLinesSink(settings.jsonl_path)
-    except BaseException:
-        close_sinks(frame_sinks, jsonl)
-        raise
-    return frame_sinks, jsonl
-
-
-def close_sinks(frame_sinks: Sequence[FrameSink], jsonl: JsonLinesSink | None) -> None:
-    """Close every sink; one that fails to close is logged and the others still close."""
-    for sink in frame_sinks:
-        try:
-            sink.close()
-        except Exception:
-            log.exception("closing %s failed", type(sink).__name__)
-    if jsonl is not None:
-        jsonl.close()

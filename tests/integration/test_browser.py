@@ -228,3 +228,38 @@ def test_page_shows_each_faces_bars_timeline_and_figures_and_switches_streams(
     )
     for name in ("page-cam-a.png", "page-cam-b.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_the_browser_signs_in_with_the_form_before_it_sees_the_page(tmp_path: Path) -> None:
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="the 'playwright' package (dev extra) is not installed"
+    )
+    token = "browser-token-0123456789abcdef"
+    (tmp_path / "page.token").write_text(token + "\n")
+    with (
+        running_display(
+            tmp_path, "--sinks", "http", "--http-token-file", str(tmp_path / "page.token")
+        ) as display,
+        sync_api.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000
+        )
+        try:
+            page = browser.new_page()
+            page.goto(display.http_url, timeout=30_000)
+            assert page.url.endswith("/login")
+            page.fill("input[name=token]", "not-the-token")
+            page.click("button[type=submit]")
+            page.wait_for_selector("p.error", timeout=30_000)
+            page.screenshot(path=str(tmp_path / "login-refused.png"))
+            page.fill("input[name=token]", token)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#stream", state="attached", timeout=30_000)
+            assert page.title() == "Emojify" and page.url == display.http_url
+            page.screenshot(path=str(tmp_path / "signed-in.png"))
+        finally:
+            browser.close()
+    assert "wrong credentials" in display.log_text() and "signed in" in display.log_text()
