@@ -22,30 +22,26 @@ from pathlib import Path
 from typing import IO, Any
 
 import cv2
-import numpy as np
 from tqdm import tqdm
 
 from services.display.render import AssetError, Sprites, load_sprites, render_frame
+from services.display.sinks import SinkError, VideoFileSink
+from services.inference.batching import classify_frames
 from services.inference.classifier import load_classifier
-from services.inference.detectors import DetectorError, make_detector
-from services.inference.framing import framing_for
+from services.inference.detectors import DetectorError, FaceDetector, make_detector
+from services.inference.framing import Framing, framing_for
 from services.inference.main import make_tracker
-from services.inference.model_base import Classifier, empty_probabilities
-from services.inference.pipeline import (
-    PreparedFrame,
-    finish_frame,
-    label_faces,
-    prepare_image,
-)
+from services.inference.model_base import Classifier
+from services.inference.pipeline import finish_frame, label_faces, prepare_image
 from services.inference.tracker import FaceTracker
 from shared.image import ImageU8
 from shared.labels import EMOTIONS
-from shared.messages import FrameHeader
+from shared.messages import FrameHeader, ResultHeader
 from shared.model_file import ModelFileError
 from shared.runtime import setup_logging
 from shared.settings import EXIT_CANNOT_START, load_settings
 
-from .inputs import Frame, InputError, Inputs, open_inputs
+from .inputs import FALLBACK_FPS, Frame, InputError, Inputs, open_inputs
 from .settings import AnalyzeSettings
 from .timeline import draw_timeline, timeline_rows, write_timeline_csv
 
@@ -85,59 +81,44 @@ class Summary:
 
 
 class _Annotated:
-    """Annotated copies: one file per image, or one video at the source's frame rate."""
+    """Annotated copies: one JPEG per image, or one video at the source's frame rate (the
+    display's video sink)."""
 
     def __init__(self, out: Path, inputs: Inputs) -> None:
-        self._out = out
-        self._video = inputs.kind == "video"
-        self._fps = inputs.fps or 25.0
-        self._writer: cv2.VideoWriter | None = None
-        self._size: tuple[int, int] | None = None
-        self.path = out / "annotated.mp4" if self._video else out / "annotated"
-        if not self._video:
+        video = inputs.kind == "video"
+        fps = inputs.fps or FALLBACK_FPS
+        self._video = VideoFileSink(out / "annotated.mp4", fps) if video else None
+        self.path = out / "annotated.mp4" if self._video is not None else out / "annotated"
+        if self._video is None:
             self.path.mkdir(parents=True, exist_ok=True)
 
     def add(self, frame: Frame, picture: ImageU8) -> None:
-        if not self._video:
-            name = Path(frame.source).with_suffix(".jpg").name
-            cv2.imwrite(str(self.path / name), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if self._video is not None:
+            self._video.show(picture)
             return
-        if self._writer is None:
-            self._size = (picture.shape[1], picture.shape[0])
-            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self._fps, self._size)
-        if (picture.shape[1], picture.shape[0]) != self._size:
-            picture = np.asarray(cv2.resize(picture, self._size), dtype=np.uint8)
-        self._writer.write(picture)
+        name = Path(frame.source).with_suffix(".jpg").name
+        cv2.imwrite(str(self.path / name), picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        if self._video is not None:
+            self._video.close()
 
 
 def _stream_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "-", name)[:64] or "analyze"
 
 
-def _classify(classifier: Classifier, prepared: PreparedFrame) -> tuple[np.ndarray, float]:
-    if not len(prepared.faces_gray):
-        return empty_probabilities(), 0.0
-    started = time.perf_counter()
-    probabilities = classifier.classify(prepared.faces_gray)
-    return probabilities, (time.perf_counter() - started) * 1000.0
-
-
-def _record(
+def _result(
     frame: Frame,
     stream_id: str,
     started_ns: int,
     *,
-    settings: AnalyzeSettings,
+    framing: Framing,
     classifier: Classifier,
     tracker: FaceTracker | None,
-    detector: Any,
-) -> tuple[dict[str, Any], PreparedFrame]:
-    """One frame through detect -> crop -> classify -> label, as its result record."""
+    detector: FaceDetector,
+) -> ResultHeader:
+    """One frame through detect -> crop -> classify -> label, as the worker would answer it."""
     height, width = frame.image.shape[:2] if frame.image is not None else (1, 1)
     offset_ns = round((frame.time_s or 0.0) * 1e9)
     header = FrameHeader(
@@ -152,23 +133,26 @@ def _record(
         frame.image,
         detector=detector,
         input_hw=classifier.input_hw,
-        framing=framing_for(settings.detector, settings.face_margin),
+        framing=framing,
         error=frame.error,
     )
-    probabilities, classify_ms = _classify(classifier, prepared)
-    faces = label_faces(prepared, probabilities, tracker)
-    result = finish_frame(
+    (probabilities,), classify_ms = classify_frames([prepared], classifier)
+    return finish_frame(
         prepared,
-        faces,
+        label_faces(prepared, probabilities, tracker),
         classify_ms=classify_ms,
         worker_id=WORKER_ID,
         model_version=classifier.version,
     )
+
+
+def _record(frame: Frame, result: ResultHeader) -> dict[str, Any]:
+    """The result as a results.jsonl line: the display's schema, the source, a video's time."""
     record = result.model_dump(mode="json")
     record["source"] = frame.source
     if frame.time_s is not None:
         record["time_s"] = round(frame.time_s, 4)
-    return record, prepared
+    return record
 
 
 def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summary:
@@ -184,6 +168,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
     classifier = load_classifier(
         settings.model_path, settings.classifier_runtime, settings.tf_threads
     )
+    framing = framing_for(settings.detector, settings.face_margin)
     tracker = make_tracker(settings) if inputs.kind == "video" else None
     summary = Summary(str(settings.path), inputs.kind)
     stream_id = _stream_id(inputs.name)
@@ -203,15 +188,16 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
     try:
         with results_path.open("w", encoding="utf-8") as results:
             for frame in inputs.frames():
-                record, _ = _record(
+                result = _result(
                     frame,
                     stream_id,
                     started_ns,
-                    settings=settings,
+                    framing=framing,
                     classifier=classifier,
                     tracker=tracker,
                     detector=detector,
                 )
+                record = _record(frame, result)
                 results.write(json.dumps(record, separators=(",", ":")) + "\n")
                 records.append(record)
                 summary.frames += 1
@@ -219,10 +205,9 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
                     summary.unreadable += 1
                     log.warning("%s: %s", frame.source, frame.error)
                 else:
-                    annotated.add(frame, render_frame(frame.image, _faces(record), sprites))
-                for face in record["faces"]:
-                    summary.faces += 1
-                    summary.emotions[face["label"]] += 1
+                    annotated.add(frame, render_frame(frame.image, result.faces, sprites))
+                summary.faces += len(result.faces)
+                summary.emotions.update(face.label for face in result.faces)
                 bar.update(1)
     finally:
         bar.close()
@@ -232,7 +217,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
         rows = timeline_rows(records)
         summary.tracks = len({row.track_id for row in rows})
         write_timeline_csv(out / "timeline.csv", rows)
-        duration_s = summary.frames / (inputs.fps or 25.0)
+        duration_s = summary.frames / (inputs.fps or FALLBACK_FPS)
         cv2.imwrite(str(out / "timeline.png"), draw_timeline(rows, duration_s))
         summary.outputs += [str(out / "timeline.csv"), str(out / "timeline.png")]
     summary.seconds = time.monotonic() - started
@@ -259,19 +244,13 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
     return summary
 
 
-def _faces(record: dict[str, Any]) -> list[Any]:
-    from shared.messages import Face
-
-    return [Face.model_validate(face) for face in record["faces"]]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when the analysis is written, 2 when it cannot start, 1 on a failure."""
     settings = load_settings(AnalyzeSettings, argv)
     setup_logging("analyze", settings.log_level)
     try:
         summary = analyze(settings)
-    except (InputError, ModelFileError, DetectorError, AssetError) as error:
+    except (InputError, ModelFileError, DetectorError, AssetError, SinkError) as error:
         print(f"services.analyze: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
     except Exception:

@@ -118,7 +118,6 @@ class CaptureLoop:
 
     def display_listens(self, now: float) -> bool:
         """False while a lossless run still waits for its display before the first frame."""
-        self.preview.poll()
         if self.display_deadline is None:
             return True
         if self.preview.ever_subscribed:
@@ -246,6 +245,7 @@ class CaptureLoop:
         try:
             while not stop.is_set():
                 self.workers.receive(self.poll_timeout_ms())
+                self.preview.poll()
                 self.workers.lose_silent(self.clock())
                 due = self.next_read_at()
                 if due is not None and self.clock() >= due:

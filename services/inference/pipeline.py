@@ -61,24 +61,18 @@ def prepare_frame(
     """Decode, detect and crop each face as the model learned (``framing``); a JPEG that does
     not decode gives a frame with ``error`` set."""
     started_ns = time.perf_counter_ns()
+    frame_bgr: ImageU8 | None
     try:
-        frame_bgr = decode_jpeg(jpeg)
-    except ImageError as error:
-        return prepare_image(
-            header,
-            None,
-            detector=detector,
-            input_hw=input_hw,
-            framing=framing,
-            error=f"corrupt jpeg: {error}",
-            started_ns=started_ns,
-        )
+        frame_bgr, error = decode_jpeg(jpeg), None
+    except ImageError as decode_error:
+        frame_bgr, error = None, f"corrupt jpeg: {decode_error}"
     return prepare_image(
         header,
         frame_bgr,
         detector=detector,
         input_hw=input_hw,
         framing=framing,
+        error=error,
         started_ns=started_ns,
         decode_ms=_ms_since(started_ns),
     )
