@@ -10,7 +10,7 @@ ceiling), the gap, the share of all faces with the right emoji, and detect ms pe
 ``fer`` (its ``FER().detect_emotions``, in its own venv, see bench.fer_baseline) runs on the
 very same JPEGs. Scores use ``test/`` faces only.
 
-    .venv/bin/python -m bench.accuracy [--scenes 400] [--clips 40] [--detectors blazeface,...]
+    .venv/bin/python -m bench.accuracy [--scenes 400] [--clips 120] [--detectors blazeface,...]
         [--fer-python .venv-bench/bin/python] [--framing-curve] [--out var/bench/accuracy.json]
 
 On clips (12 frames each, the faces moving a little) it compares the label the user sees (the
@@ -339,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--clips",
         type=int,
-        default=40,
+        default=120,
         help="clips of 12 frames for the label shown (tracker) vs the per-frame argmax; 0: none",
     )
     parser.add_argument("--fit", action="store_true", help="fit each detector's framing on train/")

@@ -117,7 +117,8 @@ class FaceSettings(ServiceSettings):
         ge=1,
         le=100,
         description="Frames another emotion must lead a track's smoothed probabilities before "
-        "its reported label changes (1: change at once).",
+        "its reported label changes (1: change at once); a track seen in no more frames than "
+        "this shows its smoothed argmax.",
     )
 
 

@@ -63,3 +63,20 @@ def test_the_fitted_framing_is_where_the_faces_are(
     assert abs(fit["scale"] - shipped.scale) <= 0.07, fit
     assert abs(fit["shift_x"] - shipped.shift_x) <= 0.03, fit
     assert abs(fit["shift_y"] - shipped.shift_y) <= 0.03, fit
+
+
+def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
+    run: tuple[list[object], np.ndarray, object],
+) -> None:
+    """The tracker's label (smoothing and hold at the worker's defaults) must not lose the
+    faces the per-frame argmax gets right."""
+    from bench.scenes import backgrounds, make_clip
+
+    _, _, classifier = run
+    faces, labels = accuracy.load_faces(FER2013, "test")
+    rng = np.random.default_rng(12)
+    photos = backgrounds()
+    clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(30)]
+    shown = accuracy.shown_vs_raw("blazeface", clips, classifier)
+    assert shown["faces_found"] >= 400, shown
+    assert shown["shown_accuracy_found"] >= shown["raw_accuracy_found"] - 0.01, shown
