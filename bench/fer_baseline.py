@@ -86,14 +86,17 @@ def ours(detector_name: str, seconds: float) -> dict[str, Any]:
     detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
 
     def step(frame: Any) -> int:
-        boxes = detector.detect(frame)
-        if boxes:
+        found = detector.detect(frame)
+        if found:
             framing = framing_for(detector_name)
             faces = np.stack(
-                [model_crop(frame, box, framing, classifier.input_hw) for box in boxes]
+                [
+                    model_crop(frame, face.box_xywh, framing, classifier.input_hw, face.roll_deg)
+                    for face in found
+                ]
             )
             classifier.classify(faces[..., np.newaxis])
-        return len(boxes)
+        return len(found)
 
     result = loop_fps(step, recorded_frames(), seconds)
     return {"name": f"ours ({detector_name} + {classifier.version})", **result}

@@ -63,9 +63,12 @@ def measure(
         t0 = time.perf_counter()
         frame_bgr = decode_jpeg(frame.jpeg)
         t1 = time.perf_counter()
-        boxes = detector.detect(frame_bgr)
+        found = detector.detect(frame_bgr)
         t2 = time.perf_counter()
-        crops = [model_crop(frame_bgr, box, framing, classifier.input_hw) for box in boxes]
+        crops = [
+            model_crop(frame_bgr, face.box_xywh, framing, classifier.input_hw, face.roll_deg)
+            for face in found
+        ]
         faces = (
             np.stack(crops)[..., np.newaxis]
             if crops
@@ -80,7 +83,7 @@ def measure(
             STAGES, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True
         ):
             spent[stage].append(end - start)
-        faces_seen += len(boxes)
+        faces_seen += len(found)
     stats = {stage: Timings.of(values) for stage, values in spent.items()}
     total = Timings.of([sum(parts) for parts in zip(*spent.values(), strict=True)])
     return {

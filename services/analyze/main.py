@@ -168,7 +168,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
     classifier = load_classifier(
         settings.model_path, settings.classifier_runtime, settings.tf_threads
     )
-    framing = framing_for(settings.detector, settings.face_margin)
+    framing = framing_for(settings.detector, settings.face_margin, settings.align_roll)
     tracker = make_tracker(settings) if inputs.kind == "video" else None
     summary = Summary(str(settings.path), inputs.kind)
     stream_id = _stream_id(inputs.name)

@@ -68,7 +68,7 @@ class FrameLoop:
         self._results = results
         self._classifier = classifier
         self._detector = detector
-        self._framing = framing_for(settings.detector, settings.face_margin)
+        self._framing = framing_for(settings.detector, settings.face_margin, settings.align_roll)
         self._meters = meters
         self._tracker = tracker
         self._reloader = reloader

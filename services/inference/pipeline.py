@@ -17,7 +17,7 @@ from shared.image import BoxXYWH, ImageError, ImageU8, SizeHW, decode_jpeg
 from shared.labels import EMOTIONS
 from shared.messages import MAX_FACES, Face, FrameHeader, ResultHeader, StageTimings
 
-from .detectors import FaceDetector
+from .detectors import DetectedFace, FaceDetector
 from .framing import Framing, model_crop
 from .model_base import Probabilities
 from .tracker import FaceTracker
@@ -44,10 +44,10 @@ def _ms_since(start_ns: int) -> float:
     return (time.perf_counter_ns() - start_ns) / 1e6
 
 
-def _keep_largest(boxes_xywh: list[BoxXYWH], limit: int) -> list[BoxXYWH]:
-    """At most ``limit`` boxes, the largest, in reading order (left to right, top to bottom)."""
-    largest = sorted(boxes_xywh, key=lambda b: b[2] * b[3], reverse=True)[:limit]
-    return sorted(largest, key=lambda b: (b[0], b[1]))
+def _keep_largest(faces: list[DetectedFace], limit: int) -> list[DetectedFace]:
+    """At most ``limit`` faces, the largest, in reading order (left to right, top to bottom)."""
+    largest = sorted(faces, key=lambda f: f.box_xywh[2] * f.box_xywh[3], reverse=True)[:limit]
+    return sorted(largest, key=lambda f: (f.box_xywh[0], f.box_xywh[1]))
 
 
 def prepare_frame(
@@ -104,13 +104,13 @@ def prepare_image(
             error=(error or "no image")[:MAX_ERROR_CHARS],
         )
     detect_start_ns = time.perf_counter_ns()
-    boxes = _keep_largest(detector.detect(frame_bgr), MAX_FACES)
-    faces = [model_crop(frame_bgr, box, framing, input_hw) for box in boxes]
+    found = _keep_largest(detector.detect(frame_bgr), MAX_FACES)
+    faces = [model_crop(frame_bgr, f.box_xywh, framing, input_hw, f.roll_deg) for f in found]
     faces_gray = np.stack(faces)[..., np.newaxis] if faces else no_faces
     return PreparedFrame(
         header=header,
         started_ns=started_ns,
-        boxes_xywh=boxes,
+        boxes_xywh=[f.box_xywh for f in found],
         faces_gray=faces_gray,
         decode_ms=decode_ms,
         detect_ms=_ms_since(detect_start_ns),

@@ -76,6 +76,11 @@ class FaceSettings(ServiceSettings):
         description="Grow each face's crop by this fraction of its size per side, on top of "
         "the framing fitted for the detector (services/inference/framing.py).",
     )
+    align_roll: bool = Field(
+        default=True,
+        description="Turn each face's crop so that its eye line is level before the model sees "
+        "it (BlazeFace detectors, which find the eyes; the others give no roll).",
+    )
     tf_threads: int = Field(
         default=0,
         ge=0,
@@ -117,8 +122,7 @@ class FaceSettings(ServiceSettings):
         ge=1,
         le=100,
         description="Frames another emotion must lead a track's smoothed probabilities before "
-        "its reported label changes (1: change at once); a track seen in no more frames than "
-        "this shows its smoothed argmax.",
+        "its reported label changes (1: change at once).",
     )
 
 

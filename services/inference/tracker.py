@@ -46,8 +46,6 @@ class _Track:
     candidate: int = -1
     candidate_frames: int = 0
     missed: int = 0
-    #: Frames in which the track's face was seen.
-    seen: int = 1
 
 
 @dataclass
@@ -183,7 +181,6 @@ class FaceTracker:
                 track.box_xywh = box
                 track.smoothed = self._blend(track, row)
                 track.missed = 0
-                track.seen += 1
                 self._hold_label(track)
             else:
                 track = _Track(
@@ -199,15 +196,8 @@ class FaceTracker:
         return out
 
     def _hold_label(self, track: _Track) -> None:
-        """Change the label only once another class led the smoothed row for ``hold`` frames.
-
-        A track seen in no more than ``hold`` frames has no settled label yet: it shows its
-        smoothed argmax, so a wrong first frame is not held on screen (on the accuracy bench's
-        clips holding it cost 1.3 points against the per-frame argmax).
-        """
+        """Change the label only once another class led the smoothed row for ``hold`` frames."""
         top = int(np.argmax(track.smoothed))
-        if track.seen <= self._hold:
-            track.label_index = top
         if top == track.label_index:
             track.candidate, track.candidate_frames = -1, 0
             return

@@ -39,12 +39,13 @@ def test_the_default_detector_finds_the_faces_and_the_model_keeps_its_accuracy(
     scenes, right_at_own_framing, classifier = run
     detections, _, _ = accuracy.run_ours("blazeface", scenes, classifier)
     result = accuracy.score(scenes, detections, right_at_own_framing)
-    # These 120 scenes give recall 0.92, 0.06 false per frame and a gap of 0.061 (0.089 with
-    # the detector's box taken as it is, unfitted); 400 scenes give 0.89, 0.14 and 0.04.
+    # These 120 scenes give recall 0.92, 0.06 false per frame and a gap of 0.028 (0.061 with
+    # the crops' eye line left tilted, 0.089 with the detector's box taken as it is as well);
+    # 400 scenes give 0.89, 0.14 and 0.04.
     assert result["recall"] >= 0.85, result
     assert result["false_per_frame"] <= 0.2, result
-    assert result["gap"] <= 0.07, result
-    assert result["right_emoji"] >= 0.55, result
+    assert result["gap"] <= 0.05, result
+    assert result["right_emoji"] >= 0.57, result
 
 
 def test_the_fitted_framing_is_where_the_faces_are(
@@ -76,7 +77,9 @@ def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
     faces, labels = accuracy.load_faces(FER2013, "test")
     rng = np.random.default_rng(12)
     photos = backgrounds()
-    clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(30)]
+    # 60 clips: on 30 the two differ by a point either way from one draw to the next.
+    clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(60)]
     shown = accuracy.shown_vs_raw("blazeface", clips, classifier)
-    assert shown["faces_found"] >= 400, shown
+    # Here the argmax is right on 70.8% of 1,284 faces found and the label shown on 72.6%.
+    assert shown["faces_found"] >= 1000, shown
     assert shown["shown_accuracy_found"] >= shown["raw_accuracy_found"] - 0.01, shown

@@ -67,7 +67,7 @@ def recorded() -> list[tuple[np.ndarray, list[BoxXYWH]]]:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_finds_the_astronauts_face(name: str, astronaut_bgr: np.ndarray) -> None:
-    boxes = _detector(name).detect(astronaut_bgr)
+    boxes = [face.box_xywh for face in _detector(name).detect(astronaut_bgr)]
     assert len(boxes) == 1, boxes
     assert iou_xywh(boxes[0], ASTRONAUT_FACE_XYWH) >= 0.5, boxes[0]
     assert all(isinstance(value, int) for value in boxes[0])
@@ -79,7 +79,7 @@ def test_finds_every_recorded_face(
 ) -> None:
     detector = _detector(name)
     for image, truth in recorded:
-        boxes = detector.detect(image)
+        boxes = [face.box_xywh for face in detector.detect(image)]
         assert len(boxes) == len(truth), (boxes, truth)
         for face in truth:
             assert max(iou_xywh(face, box) for box in boxes) >= 0.5, (face, boxes)
@@ -177,6 +177,28 @@ def test_small_faces_are_found_in_tiles(astronaut_bgr: np.ndarray) -> None:
     face = (150 + round(x * scale), 100 + round(y * scale), 60, round(h * scale))
     single = BlazeFaceDetector("short", min_face_px=20)
     tiled = BlazeFaceDetector("short", min_face_px=20, tiled=True)
-    assert not any(iou_xywh(box, face) >= 0.3 for box in single.detect(frame))
+    assert not any(iou_xywh(found.box_xywh, face) >= 0.3 for found in single.detect(frame))
     found = tiled.detect(frame)
-    assert len(found) == 1 and iou_xywh(found[0], face) >= 0.5, found
+    assert len(found) == 1 and iou_xywh(found[0].box_xywh, face) >= 0.5, found
+
+
+def _roll_of_the_astronaut(astronaut_bgr: np.ndarray, turn_deg: float) -> float:
+    """The roll BlazeFace gives the astronaut's face once the image is turned clockwise on
+    screen by ``turn_deg`` about her face."""
+    x, y, w, h = ASTRONAUT_FACE_XYWH
+    # cv2 turns counter-clockwise for a positive angle.
+    turn = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), -turn_deg, 1.0)
+    frame = cv2.warpAffine(astronaut_bgr, turn, (512, 512), borderValue=(128, 128, 128))
+    found = make_detector("blazeface", 40, 640).detect(frame)
+    (face,) = [f for f in found if iou_xywh(f.box_xywh, ASTRONAUT_FACE_XYWH) >= 0.4]
+    return face.roll_deg
+
+
+@pytest.mark.parametrize("turn_deg", [-20.0, 10.0, 25.0])
+def test_blazeface_measures_the_roll_of_a_tilted_face(
+    astronaut_bgr: np.ndarray, turn_deg: float
+) -> None:
+    upright = _roll_of_the_astronaut(astronaut_bgr, 0.0)
+    assert abs(upright) <= 10.0  # her head leans a little
+    turned = _roll_of_the_astronaut(astronaut_bgr, turn_deg)
+    assert abs(turned - upright - turn_deg) <= 6.0, (upright, turned)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -61,3 +62,46 @@ def test_a_face_at_the_edge_keeps_its_aspect() -> None:
 def test_a_box_outside_the_frame_raises(gradient_bgr: ImageU8) -> None:
     with pytest.raises(ImageError):
         model_crop(gradient_bgr, (100, 100, 10, 10), Framing(), (48, 48))
+
+
+def _astronaut_turned(turn_deg: float) -> tuple[ImageU8, BoxXYWH]:
+    """scikit-image's astronaut turned clockwise on screen by ``turn_deg`` about her face, and
+    her face's box (the turn leaves the box's centre where it was)."""
+    from skimage import data
+
+    box = (175, 62, 96, 96)
+    frame = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
+    turn = cv2.getRotationMatrix2D(centre, -turn_deg, 1.0)  # cv2: positive is counter-clockwise
+    return np.asarray(cv2.warpAffine(frame, turn, (512, 512)), np.uint8), box
+
+
+@pytest.mark.parametrize("turn_deg", [-25.0, 12.0, 30.0])
+def test_a_tilted_face_is_cropped_upright(turn_deg: float) -> None:
+    upright_frame, box = _astronaut_turned(0.0)
+    tilted_frame, _ = _astronaut_turned(turn_deg)
+    framing = FRAMINGS["blazeface"]
+    upright = model_crop(upright_frame, box, framing, (48, 48)).astype(np.float64)
+    aligned = model_crop(tilted_frame, box, framing, (48, 48), turn_deg).astype(np.float64)
+    as_tilted = model_crop(tilted_frame, box, framing, (48, 48)).astype(np.float64)
+    # Turning the image and back resamples it twice: a few grey levels apart (3-7 here),
+    # against 30-50 for the crop left tilted.
+    assert np.abs(aligned - upright).mean() < 8.0
+    assert np.abs(as_tilted - upright).mean() > 3 * np.abs(aligned - upright).mean()
+
+
+def test_without_align_roll_the_roll_is_ignored() -> None:
+    frame, box = _astronaut_turned(20.0)
+    framing = Framing(1.1, 0.0, 0.05, align_roll=False)
+    assert np.array_equal(
+        model_crop(frame, box, framing, (48, 48), 20.0), model_crop(frame, box, framing, (48, 48))
+    )
+    assert framing_for("blazeface", align_roll=False).align_roll is False
+
+
+def test_the_frame_shift_follows_the_face_axes() -> None:
+    """A shift down the face is down the screen upright, and down-left when the face leans
+    clockwise by 90 degrees."""
+    cx, cy, side = model_frame((0, 0, 100, 100), Framing(1.0, 0.0, 0.1), 90.0)
+    assert (cx, cy, side) == (pytest.approx(40.0), pytest.approx(50.0), 100.0)
+    assert model_frame((0, 0, 100, 100), Framing(1.0, 0.0, 0.1)) == (50.0, 60.0, 100.0)

@@ -14,10 +14,11 @@ import numpy.typing as npt
 import pytest
 import zmq
 
+from services.inference.detectors import DetectedFace
 from services.inference.links import RESULTS_HWM, CaptureLink, ResultSender
 from services.inference.main import run
 from services.inference.settings import WorkerSettings
-from shared.image import BoxXYWH, ImageU8, SizeHW, encode_jpeg
+from shared.image import ImageU8, SizeHW, encode_jpeg
 from shared.labels import NUM_EMOTIONS
 from shared.messages import FrameHeader, ResultHeader, WorkRequest
 from shared.runtime import Stats
@@ -38,8 +39,8 @@ class FakeClock:
 class FixedDetector:
     """One face at a fixed place in every frame."""
 
-    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]:
-        return [(10, 20, 30, 30)]
+    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
+        return [DetectedFace((10, 20, 30, 30))]
 
 
 class UniformClassifier:
@@ -177,9 +178,9 @@ def test_run_in_a_thread_answers_every_frame_and_stops(ctx: zmq.Context[Any]) ->
 class CountByBrightness:
     """0, 1 or 3 faces by the frame's gray level (30, 90, 150), side by side at the left."""
 
-    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]:
+    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
         count = {30: 0, 90: 1, 150: 3}[int(round(float(frame_bgr.mean()) / 30) * 30)]
-        return [(10 + 50 * i, 10, 40, 40) for i in range(count)]
+        return [DetectedFace((10 + 50 * i, 10, 40, 40)) for i in range(count)]
 
 
 def _pull(ctx: zmq.Context[Any]) -> tuple[zmq.Socket[bytes], str]:

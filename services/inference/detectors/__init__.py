@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Final, get_args
 
 from ..settings import DetectorName
-from .base import DetectorError, FaceDetector, square_box_xywh
+from .base import DetectedFace, DetectorError, FaceDetector, square_box_xywh
 from .haar import HaarDetector
 
 __all__ = [
     "DETECTORS",
+    "DetectedFace",
     "DetectorError",
     "DetectorName",
     "FaceDetector",

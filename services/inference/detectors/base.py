@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from shared.image import BoxXYWH, ImageU8, clip_box_xywh
 
-__all__ = ["DetectorError", "FaceDetector", "square_box_xywh"]
+__all__ = ["DetectedFace", "DetectorError", "FaceDetector", "square_box_xywh"]
 
 
 class DetectorError(RuntimeError):
     """A detector cannot be built (e.g. its model file is missing)."""
 
 
-class FaceDetector(Protocol):
-    """Finds faces; boxes are (x, y, w, h) in the pixels of the frame given."""
+class DetectedFace(NamedTuple):
+    """A face found in a frame: its box (x, y, w, h) in the frame's pixels, and its roll, the
+    angle in degrees of the line from its left eye to its right eye as the image shows them
+    (positive: clockwise on screen; 0.0 where a detector finds no eyes)."""
 
-    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]: ...
+    box_xywh: BoxXYWH
+    roll_deg: float = 0.0
+
+
+class FaceDetector(Protocol):
+    """Finds faces in a BGR frame."""
+
+    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]: ...
 
 
 def square_box_xywh(

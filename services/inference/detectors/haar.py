@@ -8,9 +8,9 @@ from typing import Final
 import cv2
 import numpy as np
 
-from shared.image import BoxXYWH, ImageU8, clip_box_xywh, resize_to_fit, to_gray
+from shared.image import ImageU8, clip_box_xywh, resize_to_fit, to_gray
 
-from .base import DetectorError
+from .base import DetectedFace, DetectorError
 
 __all__ = ["HAAR_CASCADE", "HaarDetector"]
 
@@ -60,7 +60,7 @@ class HaarDetector:
         self._scale_factor = scale_factor
         self._min_neighbors = min_neighbors
 
-    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]:
+    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
         height, width = frame_bgr.shape[:2]
         gray = to_gray(frame_bgr)
         if width > self._detect_max_width:
@@ -75,10 +75,10 @@ class HaarDetector:
             minNeighbors=self._min_neighbors,
             minSize=(min_side, min_side),
         )
-        boxes: list[BoxXYWH] = []
+        faces: list[DetectedFace] = []
         for x, y, w, h in np.asarray(found, dtype=np.int64).reshape(-1, 4).tolist():
             full = (round(x * scale), round(y * scale), round(w * scale), round(h * scale))
             clipped = clip_box_xywh(full, (width, height))
             if clipped is not None:
-                boxes.append(clipped)
-        return boxes
+                faces.append(DetectedFace(clipped))
+        return faces

@@ -8,9 +8,9 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
-from shared.image import BoxXYWH, ImageU8, resize_to_fit
+from shared.image import ImageU8, resize_to_fit
 
-from .base import DetectorError, square_box_xywh
+from .base import DetectedFace, DetectorError, square_box_xywh
 
 __all__ = ["MtcnnDetector"]
 
@@ -49,7 +49,7 @@ class MtcnnDetector:
         self._min_face_px = min_face_px
         self._detect_max_width = detect_max_width
 
-    def detect(self, frame_bgr: ImageU8) -> list[BoxXYWH]:
+    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
         height, width = frame_bgr.shape[:2]
         small = frame_bgr
         if width > self._detect_max_width:
@@ -59,12 +59,12 @@ class MtcnnDetector:
         # The package's own min_face_size (default 20) is left alone: mtcnn 1.0.0 found no face
         # at all on the demo recording with min_face_size=40; small boxes are dropped below.
         found = self._mtcnn.detect_faces(rgb)
-        boxes: list[BoxXYWH] = []
+        faces: list[DetectedFace] = []
         for face in found:
             if float(face["confidence"]) < MIN_CONFIDENCE:
                 continue
             x, y, w, h = (float(v) * scale for v in face["box"])
             box = square_box_xywh((x, y, w, h), *BOX_FIT, (width, height))
             if box is not None and min(box[2], box[3]) >= self._min_face_px:
-                boxes.append(box)
-        return boxes
+                faces.append(DetectedFace(box))
+        return faces

@@ -20,6 +20,7 @@ __all__ = [
     "AnchorSpec",
     "anchors_cxcy",
     "decode_boxes_xyxy",
+    "decode_eyes_xyxy",
     "sigmoid_scores",
     "weighted_nms_xyxy",
 ]
@@ -96,6 +97,18 @@ def decode_boxes_xyxy(
     return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
 
 
+def decode_eyes_xyxy(
+    raw: npt.NDArray[np.floating], anchors: FloatArray, box_scale: float
+) -> FloatArray:
+    """The first two keypoints (A, 4) as ``x, y`` of the eye on the image's left, then of the
+    other, in [0, 1], from raw regressors (A, 16): four box values, then six keypoints."""
+    values = np.asarray(raw, dtype=np.float32).reshape(len(anchors), -1)
+    if values.shape[1] < 8:
+        raise ValueError(f"expected at least 8 regressor values per anchor, found {values.shape}")
+    eyes: FloatArray = values[:, 4:8] / box_scale + np.tile(anchors, 2)
+    return eyes
+
+
 def weighted_nms_xyxy(
     boxes_xyxy: FloatArray,
     scores: FloatArray,
@@ -105,7 +118,8 @@ def weighted_nms_xyxy(
     """MediaPipe's weighted NMS: each kept box is the score-weighted mean of its cluster.
 
     Highest score first; every remaining box with IoU > ``iou_threshold`` with it joins its
-    cluster and is removed. Returns boxes (K, 4) and the clusters' top scores (K,), highest
+    cluster and is removed. Rows may carry more columns after the box (keypoints): they are
+    averaged alike. Returns rows (K, columns) and the clusters' top scores (K,), highest
     first. Inputs are not modified.
     """
     order = np.argsort(-scores, kind="stable")
@@ -123,5 +137,6 @@ def weighted_nms_xyxy(
         remaining = remaining[~cluster]
         left_scores = left_scores[~cluster]
     if not kept:
-        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        width = np.asarray(boxes_xyxy).shape[1] if np.ndim(boxes_xyxy) == 2 else 4
+        return np.zeros((0, width), np.float32), np.zeros((0,), np.float32)
     return np.stack(kept).astype(np.float32), np.asarray(kept_scores, np.float32)
