@@ -117,13 +117,17 @@ def load_faces(data: Path, split: str) -> tuple[npt.NDArray[np.uint8], npt.NDArr
 
 
 def build_scenes(
-    faces: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], count: int, seed: int
+    faces: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    count: int,
+    seed: int,
+    roll_deg: float = 0.0,
 ) -> list[Any]:
     from bench.scenes import backgrounds, make_scene
 
     rng = np.random.default_rng(seed)
     photos = backgrounds()
-    return [make_scene(rng, faces, labels, photos) for _ in range(count)]
+    return [make_scene(rng, faces, labels, photos, roll_deg=roll_deg) for _ in range(count)]
 
 
 def worker_prepare(
@@ -330,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--roll", type=float, default=0.0, help="tilt each face by up to this many degrees"
+    )
+    parser.add_argument(
         "--detectors",
         default="blazeface,haar,blazeface_full",
         help="comma-separated; the clips use the first",
@@ -369,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     faces, labels = load_faces(args.data, "test")
-    scenes = build_scenes(faces, labels, args.scenes, args.seed)
+    scenes = build_scenes(faces, labels, args.scenes, args.seed, args.roll)
     right_at_own_framing = ceiling(classifier, scenes, faces)
     rows: list[dict[str, Any]] = [
         {

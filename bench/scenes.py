@@ -118,9 +118,15 @@ def _place(
     return None
 
 
-def _paste(frame: Image, face_gray: Image, box: tuple[int, int, int, int], tint: bool) -> None:
+def _paste(
+    frame: Image, face_gray: Image, box: tuple[int, int, int, int], tint: bool, roll_deg: float
+) -> None:
     x, y, side, _ = box
     face = cv2.resize(face_gray, (side, side), interpolation=cv2.INTER_CUBIC)
+    if roll_deg:  # the head tilted clockwise on screen, its frame filled in from its edges
+        centre = ((side - 1) / 2, (side - 1) / 2)
+        turn = cv2.getRotationMatrix2D(centre, -roll_deg, 1.0)
+        face = cv2.warpAffine(face, turn, (side, side), borderMode=cv2.BORDER_REFLECT)
     face_bgr = np.stack([face] * 3, axis=-1).astype(np.float32)
     if tint:  # a skin-like colour cast on the gray face
         face_bgr *= np.array([0.82, 0.9, 1.0], np.float32)
@@ -134,10 +140,13 @@ def make_scene(
     faces: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.int64],
     photos: Sequence[Image],
+    *,
     sides: tuple[int, int] = (60, 300),
+    roll_deg: float = 0.0,
 ) -> Scene:
-    """One scene with 1-3 of ``faces`` (N, 48, 48[, 1]) drawn at random, as a JPEG."""
-    return make_clip(rng, faces, labels, photos, 1, sides=sides)[0]
+    """One scene with 1-3 of ``faces`` (N, 48, 48[, 1]) drawn at random, as a JPEG; each face
+    tilted by up to ``roll_deg`` either way."""
+    return make_clip(rng, faces, labels, photos, 1, sides=sides, roll_deg=roll_deg)[0]
 
 
 def make_clip(
@@ -149,9 +158,11 @@ def make_clip(
     *,
     sides: tuple[int, int] = (60, 300),
     step_px: int = 4,
+    roll_deg: float = 0.0,
 ) -> list[Scene]:
     """``frames`` scenes of the same faces on the same background, each face moving by up to
-    ``step_px`` per frame (the first frame is ``make_scene``'s)."""
+    ``step_px`` per frame and tilted by up to ``roll_deg`` either way (the first frame is
+    ``make_scene``'s)."""
     background = _background(rng, photos)
     truth: list[TruthFace] = []
     tints: list[bool] = []
@@ -164,6 +175,8 @@ def make_clip(
         truth.append(TruthFace((corner[0], corner[1], side, side), int(labels[index]), index))
         tints.append(rng.random() < 0.5)
     camera_seed = int(rng.integers(2**32))
+    # Drawn after everything else so that roll 0 gives the scenes it always gave.
+    rolls = [float(rng.uniform(-roll_deg, roll_deg)) if roll_deg else 0.0 for _ in truth]
     clip = []
     for number in range(frames):
         if number:
@@ -181,8 +194,8 @@ def make_clip(
                 for face in truth
             ]
         frame = background.copy()
-        for face, tint in zip(truth, tints, strict=True):
-            _paste(frame, faces[face.index].reshape(faces.shape[1:3]), face.box_xywh, tint)
+        for face, tint, roll in zip(truth, tints, rolls, strict=True):
+            _paste(frame, faces[face.index].reshape(faces.shape[1:3]), face.box_xywh, tint, roll)
         clip.append(Scene(_shoot(frame, np.random.default_rng(camera_seed)), tuple(truth)))
     return clip
 

@@ -7,8 +7,9 @@ detector's box, fitted on training faces by ``python -m bench.accuracy --fit`` (
 detector found a pasted FER2013 face, the square it was pasted into is the frame to learn).
 The crop is square even at the frame's edge: what lies outside is the edge pixels repeated,
 never a squeezed face. Where the detector found the eyes, the crop is turned so that the eye
-line is level (``align_roll``): FER2013's faces are mostly upright, and turning a face found at a
-tilt back upright won 1.3-2.5 points on the accuracy bench's scenes (docs/benchmarks.md).
+line is level (``align_roll``): FER2013's faces are mostly upright; on the accuracy bench's
+scenes levelling changes nothing measurable for heads tilted by up to 25 degrees and wins 4.3
+points where they tilt by up to 40 (docs/benchmarks.md, "Roll").
 """
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ FRAMINGS: Final[dict[str, Framing]] = {
     "blazeface": Framing(1.14, 0.0, 0.045),
     # The same network and box as blazeface, without the tiles.
     "blazeface_single": Framing(1.14, 0.0, 0.045),
-    # Its eye keypoints did not level faces to the model's gain (-0.9 points on found faces, 400
-    # scenes), so its crops keep the tilt.
+    # Levelling on its keypoints showed no gain (-0.9 points on the 400 scenes' found faces).
     "blazeface_full": Framing(1.16, 0.0, 0.055, align_roll=False),
     # Not fitted (MTCNN needs TensorFlow and takes 130 ms a frame): its box as it is.
     "mtcnn": Framing(1.0, 0.0, 0.0),

@@ -83,3 +83,24 @@ def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
     # Here the argmax is right on 70.8% of 1,284 faces found and the label shown on 72.6%.
     assert shown["faces_found"] >= 1000, shown
     assert shown["shown_accuracy_found"] >= shown["raw_accuracy_found"] - 0.01, shown
+
+
+def test_levelling_the_eye_line_keeps_the_accuracy_of_tilted_heads(
+    run: tuple[list[object], np.ndarray, object],
+) -> None:
+    """Heads tilted by up to 40 degrees: the crops turned level keep the faces' accuracy, the
+    crops left tilted lose it."""
+    from services.inference.framing import framing_for
+
+    _, _, classifier = run
+    faces, labels = accuracy.load_faces(FER2013, "test")
+    scenes = accuracy.build_scenes(faces, labels, 120, seed=11, roll_deg=40.0)
+    right_at_own_framing = accuracy.ceiling(classifier, scenes, faces)
+    scores = {}
+    for align_roll in (True, False):
+        framing = framing_for("blazeface", align_roll=align_roll)
+        detections, _, _ = accuracy.run_ours("blazeface", scenes, classifier, framing)
+        scores[align_roll] = accuracy.score(scenes, detections, right_at_own_framing)
+    # Here: 64.5% of the faces found right levelled (gap 3.6 points), 57.9% left tilted.
+    assert scores[True]["gap"] <= 0.05, scores
+    assert scores[True]["accuracy_found"] >= scores[False]["accuracy_found"] + 0.03, scores

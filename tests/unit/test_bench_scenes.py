@@ -52,3 +52,18 @@ def test_score_counts_found_right_false_and_the_ceiling() -> None:
     assert result["false_per_frame"] == 1.0
     assert result["accuracy_found"] == 1.0
     assert result["gap"] == 0.0
+
+
+def test_a_rolled_scene_tilts_the_same_faces_in_the_same_places() -> None:
+    faces, labels = _faces()
+    photos = backgrounds()
+    upright = make_scene(np.random.default_rng(4), faces, labels, photos)
+    assert make_scene(np.random.default_rng(4), faces, labels, photos, roll_deg=0.0) == upright
+    rolled = make_scene(np.random.default_rng(4), faces, labels, photos, roll_deg=25.0)
+    assert rolled.faces == upright.faces
+    a, b = decode_jpeg(upright.jpeg), decode_jpeg(rolled.jpeg)
+    for face in upright.faces:
+        x, y, side, _ = face.box_xywh
+        x0, y0 = max(x, 0), max(y, 0)
+        inside = (slice(y0, y + side), slice(x0, x + side))
+        assert np.abs(a[inside].astype(int) - b[inside].astype(int)).mean() > 5
