@@ -201,3 +201,14 @@ def test_model_shape_must_match_the_metadata(
     metadata_path(model).write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="differs from its metadata"):
         load_classifier(model, runtime)
+
+
+def test_a_face_gets_the_same_row_whatever_the_batch_sizes_before(
+    classifier: Classifier,
+) -> None:
+    """One interpreter is resized as the number of faces changes: growing, shrinking and
+    repeating sizes leave every row as the face alone gives it."""
+    faces = np.random.default_rng(9).integers(0, 256, (9, 48, 48, 1), dtype=np.uint8)
+    alone = np.concatenate([classifier.classify(faces[i : i + 1]) for i in range(len(faces))])
+    for count in (3, 9, 2, 2, 5, 1, 9):
+        np.testing.assert_allclose(classifier.classify(faces[:count]), alone[:count], atol=1e-5)
