@@ -67,9 +67,8 @@ def frame_header(seq: int, stream_id: str = "cam0") -> FrameHeader:
     )
 
 
-def result_for(header: FrameHeader, label_index: int = 3) -> ResultHeader:
-    probabilities = [0.01] * 7
-    probabilities[label_index] = 0.94
+def result_with(header: FrameHeader, probabilities: list[float]) -> ResultHeader:
+    """The result for ``header``: one face at FACE_BOX with these seven probabilities."""
     return ResultHeader(
         stream_id=header.stream_id,
         seq=header.seq,
@@ -79,6 +78,12 @@ def result_for(header: FrameHeader, label_index: int = 3) -> ResultHeader:
         faces=(Face.from_probabilities(FACE_BOX, probabilities),),
         completed_at_ns=time.time_ns(),
     )
+
+
+def result_for(header: FrameHeader, label_index: int = 3) -> ResultHeader:
+    probabilities = [0.01] * 7
+    probabilities[label_index] = 0.94
+    return result_with(header, probabilities)
 
 
 @dataclass

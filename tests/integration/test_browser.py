@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
 
-from shared.messages import Face, ResultHeader
+from shared.messages import ResultHeader
 from shared.wire import encode
 from tests.integration.display_harness import (
-    FACE_BOX,
     frame_header,
     frame_jpeg,
     read_jsonl,
     result_for,
+    result_with,
     running_display,
     wait_subscribed,
 )
@@ -112,15 +111,7 @@ def _result(header: Any, shift: int) -> ResultHeader:
     """A result whose seven probabilities differ from frame to frame and stream to stream."""
     weights = [1.0 + ((header.seq + shift) * 3 + index * 5) % 7 for index in range(7)]
     total = sum(weights)
-    return ResultHeader(
-        stream_id=header.stream_id,
-        seq=header.seq,
-        captured_at_ns=header.captured_at_ns,
-        worker_id="test-worker",
-        model_version="test-model",
-        faces=(Face.from_probabilities(FACE_BOX, [w / total for w in weights]),),
-        completed_at_ns=time.time_ns(),
-    )
+    return result_with(header, [w / total for w in weights])
 
 
 def publish_two_streams(display: Any, second: zmq.Socket[bytes], stop: threading.Event) -> None:
