@@ -24,10 +24,16 @@ FER2013 = ROOT.parent / "shared" / "datasets" / "fer2013"
 
 
 @pytest.fixture(scope="module")
-def run() -> tuple[list[object], np.ndarray, object]:
+def public_test() -> tuple[np.ndarray, np.ndarray]:
+    """FER2013 PublicTest's faces and labels, read once for the module."""
     if not (FER2013 / "test").is_dir():
         pytest.skip(f"{FER2013}/test not present")
-    faces, labels = accuracy.load_faces(FER2013, "test")
+    return accuracy.load_faces(FER2013, "test")
+
+
+@pytest.fixture(scope="module")
+def run(public_test: tuple[np.ndarray, np.ndarray]) -> tuple[list[object], np.ndarray, object]:
+    faces, labels = public_test
     scenes = accuracy.build_scenes(faces, labels, 120, seed=11)
     classifier = load_classifier(ROOT / "models" / "emotion_model.keras")
     return scenes, accuracy.ceiling(classifier, scenes, faces), classifier
@@ -67,14 +73,14 @@ def test_the_fitted_framing_is_where_the_faces_are(
 
 
 def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
-    run: tuple[list[object], np.ndarray, object],
+    run: tuple[list[object], np.ndarray, object], public_test: tuple[np.ndarray, np.ndarray]
 ) -> None:
     """The tracker's label (smoothing and hold at the worker's defaults) must not lose the
     faces the per-frame argmax gets right."""
     from bench.scenes import backgrounds, make_clip
 
     _, _, classifier = run
-    faces, labels = accuracy.load_faces(FER2013, "test")
+    faces, labels = public_test
     rng = np.random.default_rng(12)
     photos = backgrounds()
     # 60 clips: on 30 the two differ by a point either way from one draw to the next.
@@ -86,14 +92,14 @@ def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
 
 
 def test_levelling_the_eye_line_keeps_the_accuracy_of_tilted_heads(
-    run: tuple[list[object], np.ndarray, object],
+    run: tuple[list[object], np.ndarray, object], public_test: tuple[np.ndarray, np.ndarray]
 ) -> None:
     """Heads tilted by up to 40 degrees: the crops turned level keep the faces' accuracy, the
     crops left tilted lose it."""
     from services.inference.framing import framing_for
 
     _, _, classifier = run
-    faces, labels = accuracy.load_faces(FER2013, "test")
+    faces, labels = public_test
     scenes = accuracy.build_scenes(faces, labels, 120, seed=11, roll_deg=40.0)
     right_at_own_framing = accuracy.ceiling(classifier, scenes, faces)
     scores = {}
