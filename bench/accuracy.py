@@ -385,22 +385,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "detect_ms": float("nan"),
         }
     ]
-    for name in detectors:
-        detections, detect_ms, _ = run_ours(name, scenes, classifier)
-        rows.append(
-            {
-                "path": f"ours, {name}",
-                **score(scenes, detections, right_at_own_framing),
-                "detect_ms": detect_ms,
-            }
-        )
+    paths: list[tuple[str, str, Framing | None]] = [(f"ours, {n}", n, None) for n in detectors]
     if detectors and detectors[0].startswith("blazeface"):
         # What levelling the eye line wins: the same detector, its crops left as tilted.
-        level = framing_for(detectors[0], align_roll=False)
-        detections, detect_ms, _ = run_ours(detectors[0], scenes, classifier, level)
+        tilted = framing_for(detectors[0], align_roll=False)
+        paths.append((f"ours, {detectors[0]}, eye line not levelled", detectors[0], tilted))
+    for path, name, framing in paths:
+        detections, detect_ms, _ = run_ours(name, scenes, classifier, framing)
         rows.append(
             {
-                "path": f"ours, {detectors[0]}, eye line not levelled",
+                "path": path,
                 **score(scenes, detections, right_at_own_framing),
                 "detect_ms": detect_ms,
             }

@@ -84,11 +84,11 @@ def ours(detector_name: str, seconds: float) -> dict[str, Any]:
 
     classifier = load_classifier(ROOT / "models" / "emotion_model.keras")
     detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    framing = framing_for(detector_name)
 
     def step(frame: Any) -> int:
         found = detector.detect(frame)
         if found:
-            framing = framing_for(detector_name)
             faces = np.stack(
                 [
                     model_crop(frame, face.box_xywh, framing, classifier.input_hw, face.roll_deg)
