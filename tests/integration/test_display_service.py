@@ -268,10 +268,13 @@ def test_several_streams_share_a_grid_and_leave_it_when_they_end(tmp_path: Path)
             # cam-b ends: the grid keeps to the stream that still runs.
             second.send_multipart(encode(EndOfStream(stream_id="cam-b", frame_count=1)))
             wait_for(lambda: display.metrics().get("streams", 0) == 1, 10, "cam-b to leave")
-            display.send_frame(frame_header(last + 11, "cam-a"))
             single_hw = (FRAME_WH[1], FRAME_WH[0])
             wait_for(lambda: _snapshot_hw(display) == single_hw, 5, "cam-a alone on the page")
-            # cam-a jumped 11 seq numbers: the ten frames between count as missed.
+            # cam-a jumps 11 seq numbers: the ten frames between count as missed. (The page
+            # shows cam-a alone as soon as cam-b has left, so the count is the event to wait
+            # for, not the page.)
+            display.send_frame(frame_header(last + 11, "cam-a"))
+            wait_for(lambda: display.metrics().get("preview_missed_total", 0) > 0, 5, "the jump")
             assert display.metrics()["preview_missed_total"] == 10
             assert display.process.poll() is None
     finally:
