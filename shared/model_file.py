@@ -25,6 +25,10 @@ from shared.labels import EMOTIONS
 
 FORMAT_VERSION: Final = 1
 
+#: How a ``.tflite`` stores its weights. ``int8``: int8 weights, each face's activations
+#: quantized on the fly at run time (dynamic range); no calibration data is involved.
+TfliteWeights = Literal["float32", "float16", "int8"]
+
 
 class ModelFileError(Exception):
     """A model file or its metadata is missing, unreadable or breaks the contract."""
@@ -56,7 +60,7 @@ class ModelMetadata(BaseModel):
     created_at: str
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     tflite_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    tflite_weights: Literal["float32", "float16"] | None = None
+    tflite_weights: TfliteWeights | None = None
 
     @field_validator("labels")
     @classmethod
@@ -145,7 +149,7 @@ def write_model_files(
     model_path: Path,
     save_model: Callable[[Path], None],
     metadata_without_hash: dict[str, object],
-    tflite: tuple[bytes, Literal["float32", "float16"]] | None = None,
+    tflite: tuple[bytes, TfliteWeights] | None = None,
 ) -> ModelMetadata:
     """Write a model, its LiteRT form (when given, with its weights' type) and its metadata
     atomically, the metadata last; return the metadata as written.
@@ -177,7 +181,7 @@ def write_tflite(
     model_path: Path,
     content: bytes,
     metadata: ModelMetadata,
-    weights: Literal["float32", "float16"],
+    weights: TfliteWeights,
 ) -> ModelMetadata:
     """Write the LiteRT form of ``model_path``, then its metadata naming it; return that."""
 

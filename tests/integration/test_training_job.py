@@ -166,10 +166,10 @@ def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
     assert probabilities.shape == (3, len(EMOTIONS))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     # A CPU worker runs the .tflite written beside it (random erasing is an identity at
-    # inference; float16 weights).
-    assert metadata.tflite_weights == "float16"
+    # inference; int8 weights, so close to the float model rather than equal).
+    assert metadata.tflite_weights == "int8"
     lite = LiteRtClassifier.load(model)
-    np.testing.assert_allclose(lite.classify(faces), probabilities, atol=2e-3)
+    np.testing.assert_allclose(lite.classify(faces), probabilities, atol=0.02)
 
 
 def test_distill_trains_a_student_resumes_and_exports(
