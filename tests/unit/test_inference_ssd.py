@@ -11,6 +11,7 @@ from services.inference.detectors.ssd import (
     AnchorSpec,
     anchors_cxcy,
     decode_boxes_xyxy,
+    outside_stronger,
     sigmoid_scores,
     weighted_nms_xyxy,
 )
@@ -99,3 +100,28 @@ def test_weighted_nms_of_nothing_and_max_boxes() -> None:
     kept, scores = weighted_nms_xyxy(apart, np.array([0.5, 0.8, 0.7], np.float32), max_boxes=2)
     assert np.allclose(scores, [0.8, 0.7])
     assert np.allclose(kept, apart[[1, 2]])
+
+
+def test_a_box_mostly_inside_a_stronger_one_is_dropped_either_way_round() -> None:
+    big = [0.0, 0.0, 10.0, 10.0]
+    part = [6.0, 6.0, 9.0, 9.0]  # all of it inside big: IoU 0.09, so NMS keeps both
+    assert float(iou_matrix_xyxy([big], [part])[0, 0]) < 0.3
+    assert outside_stronger([big, part], 0.5).tolist() == [True, False]
+    assert outside_stronger([part, big], 0.5).tolist() == [True, False]
+
+
+def test_boxes_that_share_less_than_the_threshold_are_kept() -> None:
+    left = [0.0, 0.0, 4.0, 4.0]
+    beside = [3.0, 0.0, 7.0, 4.0]  # a quarter of it overlaps
+    apart = [20.0, 20.0, 24.0, 24.0]
+    assert outside_stronger([left, beside, apart], 0.5).tolist() == [True, True, True]
+    assert outside_stronger([left, beside], 0.25).tolist() == [True, False]
+    assert outside_stronger(np.zeros((0, 4)), 0.5).tolist() == []
+
+
+def test_a_dropped_box_does_not_drop_others() -> None:
+    strong = [0.0, 0.0, 4.0, 4.0]
+    dropped = [2.0, 0.0, 6.0, 4.0]  # half inside strong
+    after = [4.5, 0.0, 8.5, 4.0]  # 3/8 inside dropped, nothing inside strong
+    assert outside_stronger([strong, dropped, after], 0.5).tolist() == [True, False, True]
+    assert outside_stronger([strong, dropped, after], 0.3).tolist() == [True, False, True]

@@ -21,6 +21,7 @@ __all__ = [
     "anchors_cxcy",
     "decode_boxes_xyxy",
     "decode_eyes_xyxy",
+    "outside_stronger",
     "sigmoid_scores",
     "weighted_nms_xyxy",
 ]
@@ -140,3 +141,23 @@ def weighted_nms_xyxy(
         width = np.asarray(boxes_xyxy).shape[1] if np.ndim(boxes_xyxy) == 2 else 4
         return np.zeros((0, width), np.float32), np.zeros((0,), np.float32)
     return np.stack(kept).astype(np.float32), np.asarray(kept_scores, np.float32)
+
+
+def outside_stronger(boxes_xyxy: npt.ArrayLike, min_inside: float) -> npt.NDArray[np.bool_]:
+    """Which boxes (N, 4+), given strongest first, to keep when a box that shares at least
+    ``min_inside`` of the smaller one's area with a stronger kept box is dropped: a face seen
+    again at another scale, or a part of a face (an eye and a brow) taken for a small face.
+    IoU alone misses these, a small box inside a large one having a small IoU with it."""
+    boxes = np.atleast_2d(np.asarray(boxes_xyxy, dtype=np.float64))[:, :4]
+    keep = np.ones(len(boxes), dtype=bool)
+    if len(boxes) < 2:
+        return keep
+    top_left = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    bottom_right = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    overlap = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
+    area = np.clip(boxes[:, 2:] - boxes[:, :2], 0.0, None).prod(axis=1)
+    smaller = np.minimum(area[:, None], area[None, :])
+    shared = np.where(smaller > 0, overlap / np.where(smaller > 0, smaller, 1.0), 0.0)
+    for index in range(1, len(boxes)):
+        keep[index] = not bool((shared[index, :index][keep[:index]] >= min_inside).any())
+    return keep
