@@ -166,15 +166,20 @@ def test_tiles_overlap_by_half_and_cover_the_frame() -> None:
     assert covered.all()
 
 
-def test_small_faces_are_found_in_tiles(astronaut_bgr: np.ndarray) -> None:
-    """The astronaut shrunk so that her face is 60 px in a 640x480 frame: too small for one
-    pass of the short-range model over the whole frame, found by the tiles."""
+@pytest.mark.parametrize(("frame_wh", "face_px"), [((640, 480), 60), ((1000, 700), 94)])
+def test_small_faces_are_found_in_tiles(
+    astronaut_bgr: np.ndarray, frame_wh: tuple[int, int], face_px: int
+) -> None:
+    """The astronaut shrunk so that her face is a tenth of the frame's width: too small for
+    one pass of the short-range model over the whole frame, found by the tiles (cut from one
+    resized copy of the frame; at 1000x700 they start between its pixels)."""
     x, y, w, h = ASTRONAUT_FACE_XYWH
-    scale = 60 / w
-    small = cv2.resize(astronaut_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.full((480, 640, 3), 128, np.uint8)
+    scale = face_px / w
+    head = astronaut_bgr[: y + h + h // 2]  # her suit, at this scale, looks like a face too
+    small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((frame_wh[1], frame_wh[0], 3), 128, np.uint8)
     frame[100 : 100 + small.shape[0], 150 : 150 + small.shape[1]] = small
-    face = (150 + round(x * scale), 100 + round(y * scale), 60, round(h * scale))
+    face = (150 + round(x * scale), 100 + round(y * scale), face_px, round(h * scale))
     single = BlazeFaceDetector("short", min_face_px=20)
     tiled = BlazeFaceDetector("short", min_face_px=20, tiled=True)
     assert not any(iou_xywh(found.box_xywh, face) >= 0.3 for found in single.detect(frame))

@@ -82,7 +82,9 @@ def letterbox_rgb(frame_bgr: ImageU8, size: int) -> tuple[npt.NDArray[np.float32
     height, width = frame_bgr.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    resized = frame_bgr
+    if (new_w, new_h) != (width, height):
+        resized = cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = np.zeros((size, size, 3), np.uint8)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized[:, :, ::-1]
@@ -94,7 +96,7 @@ def to_frame_xyxy(
     boxes_xyxy: npt.NDArray[np.float32],
     letterbox: Letterbox,
     input_size: int,
-    offset_xy: tuple[int, int] = (0, 0),
+    offset_xy: tuple[float, float] = (0, 0),
 ) -> npt.NDArray[np.float32]:
     """Normalised model-input boxes (K, 4) -> pixel xyxy in the frame whose region at
     ``offset_xy`` was letterboxed."""
@@ -177,7 +179,14 @@ class BlazeFaceDetector:
     def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
         height, width = frame_bgr.shape[:2]
         regions = [(0, 0, width, height), *(tile_regions(width, height) if self._tiled else [])]
-        found = [self._detect_region(frame_bgr, region, (width, height)) for region in regions]
+        source, scale = frame_bgr, 1.0
+        if len(regions) > 1:
+            # One resize of the frame to the tiles' scale, which every tile is cut from and the
+            # whole frame shrunk from: a third of the time of resizing each region on its own.
+            scale = self._spec.input_size / regions[1][2]
+            size_wh = (max(1, round(width * scale)), max(1, round(height * scale)))
+            source = cv2.resize(frame_bgr, size_wh, interpolation=cv2.INTER_AREA)
+        found = [self._detect_region(source, scale, region, (width, height)) for region in regions]
         rows = np.concatenate([b for b, _ in found])
         scores = np.concatenate([s for _, s in found])
         if not len(rows):
@@ -197,10 +206,15 @@ class BlazeFaceDetector:
         return [face for face, kept in zip(faces, keep.tolist(), strict=True) if kept]
 
     def _detect_region(
-        self, frame_bgr: ImageU8, region: tuple[int, int, int, int], frame_wh: tuple[int, int]
+        self,
+        source: ImageU8,
+        scale: float,
+        region: tuple[int, int, int, int],
+        frame_wh: tuple[int, int],
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """Rows (K, 8) of frame-pixel box xyxy and eyes (``ssd.decode_eyes_xyxy``) and their
-        scores, found in one region of the frame.
+        scores, found in one region (frame pixels) of the frame, cut from ``source``: the frame
+        resized by ``scale``.
 
         In a tile (a region smaller than the frame), a box that reaches a side that is not a
         side of the frame is dropped (a face cut by the tile, which a neighbouring tile or the
@@ -209,7 +223,11 @@ class BlazeFaceDetector:
         """
         x, y, w, h = region
         size = self._spec.input_size
-        tensor, letterbox = letterbox_rgb(frame_bgr[y : y + h, x : x + w], size)
+        left, top = round(x * scale), round(y * scale)
+        cut = source[top : top + max(1, round(h * scale)), left : left + max(1, round(w * scale))]
+        tensor, in_cut = letterbox_rgb(cut, size)
+        letterbox = Letterbox(in_cut.scale * scale, in_cut.pad_x, in_cut.pad_y)
+        origin = (left / scale, top / scale)
         with self._lock:
             self._interpreter.set_tensor(self._input["index"], tensor[np.newaxis])
             self._interpreter.invoke()
@@ -221,10 +239,10 @@ class BlazeFaceDetector:
             return np.zeros((0, 8), np.float32), np.zeros((0,), np.float32)
         anchors, box_scale = self._anchors[keep], self._spec.box_scale
         pixels = to_frame_xyxy(
-            decode_boxes_xyxy(raw_boxes[keep], anchors, box_scale), letterbox, size, (x, y)
+            decode_boxes_xyxy(raw_boxes[keep], anchors, box_scale), letterbox, size, origin
         )
         eyes = to_frame_xyxy(
-            decode_eyes_xyxy(raw_boxes[keep], anchors, box_scale), letterbox, size, (x, y)
+            decode_eyes_xyxy(raw_boxes[keep], anchors, box_scale), letterbox, size, origin
         )
         rows = np.concatenate([pixels, eyes], axis=1)
         width, height = frame_wh
