@@ -42,7 +42,7 @@ def make_detector(
         from .blazeface import BlazeFaceDetector
 
         # Short range sees the whole frame and overlapping tiles (faces from 60 px up), or the
-        # whole frame alone (single: faces over about a fifth of the frame, 7x cheaper); full
+        # whole frame alone (single: faces over about a fifth of the frame, one pass of nine); full
         # range takes the frame in one pass.
         if name == "blazeface_full":
             return BlazeFaceDetector("full", min_face_px=min_face_px, threads=threads)
