@@ -45,13 +45,13 @@ def test_the_default_detector_finds_the_faces_and_the_model_keeps_its_accuracy(
     scenes, right_at_own_framing, classifier = run
     detections, _, _ = accuracy.run_ours("blazeface", scenes, classifier)
     result = accuracy.score(scenes, detections, right_at_own_framing)
-    # These 120 scenes give recall 0.92, 0.06 false per frame and a gap of 0.028 (0.061 with
-    # the crops' eye line left tilted, 0.089 with the detector's box taken as it is as well);
-    # 400 scenes give 0.89, 0.14 and 0.04.
-    assert result["recall"] >= 0.85, result
-    assert result["false_per_frame"] <= 0.2, result
+    # These 120 scenes give recall 0.935, 0.067 false per frame, a gap of 0.028 (0.051 with
+    # the crops' eye line left tilted) and the right emoji on 0.606 of the faces (six tiles of
+    # one size: recall 0.92); 400 scenes give 0.91, 0.10 and 0.04.
+    assert result["recall"] >= 0.90, result
+    assert result["false_per_frame"] <= 0.15, result
     assert result["gap"] <= 0.05, result
-    assert result["right_emoji"] >= 0.57, result
+    assert result["right_emoji"] >= 0.58, result
 
 
 def test_the_fitted_framing_is_where_the_faces_are(
