@@ -85,6 +85,16 @@ def test_finds_every_recorded_face(
             assert max(iou_xywh(face, box) for box in boxes) >= 0.5, (face, boxes)
 
 
+def test_tiled_blazeface_finds_the_same_faces_on_one_interpreter_or_several(
+    recorded: list[tuple[np.ndarray, list[BoxXYWH]]],
+) -> None:
+    """The regions shared out over interpreters in threads give what one interpreter gives."""
+    alone = BlazeFaceDetector("short", tiled=True, threads=1)
+    shared = BlazeFaceDetector("short", tiled=True, threads=3)
+    for image, _ in recorded[::10]:
+        assert shared.detect(image) == alone.detect(image)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(
     "frame",

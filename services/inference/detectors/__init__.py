@@ -33,8 +33,9 @@ def make_detector(
 ) -> FaceDetector:
     """The detector called ``name`` in settings (``DETECTORS``).
 
-    ``threads`` bounds the TFLite interpreter of BlazeFace (0: its default); MTCNN runs in
-    TensorFlow's own pools (``tf_threads``). Raises DetectorError when it cannot be built.
+    ``threads`` bounds the cores BlazeFace uses (0: all; tiled, one single-threaded
+    interpreter per core, at most four); MTCNN runs in TensorFlow's own pools
+    (``tf_threads``). Raises DetectorError when it cannot be built.
     """
     if name == "haar":
         return HaarDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
