@@ -14,6 +14,7 @@ __all__ = [
     "ImageU8",
     "SizeHW",
     "SizeWH",
+    "box_areas_xyxy",
     "clip_box_xywh",
     "decode_jpeg",
     "draw_box_label",
@@ -23,6 +24,7 @@ __all__ = [
     "iou_matrix_xyxy",
     "iou_xywh",
     "jpeg_size_wh",
+    "overlap_matrix_xyxy",
     "overlay_rgba",
     "resize_to_fit",
     "to_gray",
@@ -228,17 +230,29 @@ def draw_box_label(
     return out
 
 
-def iou_matrix_xyxy(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """IoU of every box in ``a`` (N, 4+) with every box in ``b`` (M, 4+), corners ``x0, y0,
-    x1, y1`` in the first four columns: shape (N, M), 0.0 where a box is empty."""
+def box_areas_xyxy(boxes_xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Area of every box (N, 4+), corners ``x0, y0, x1, y1`` in the first four columns; 0.0
+    for an empty one."""
+    boxes = np.atleast_2d(np.asarray(boxes_xyxy, dtype=np.float64))[:, :4]
+    areas: npt.NDArray[np.float64] = np.clip(boxes[:, 2:] - boxes[:, :2], 0.0, None).prod(axis=1)
+    return areas
+
+
+def overlap_matrix_xyxy(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Area that every box in ``a`` (N, 4+) shares with every box in ``b`` (M, 4+): (N, M)."""
     a = np.atleast_2d(np.asarray(a_xyxy, dtype=np.float64))[:, :4]
     b = np.atleast_2d(np.asarray(b_xyxy, dtype=np.float64))[:, :4]
     top_left = np.maximum(a[:, None, :2], b[None, :, :2])
     bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    overlap = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - overlap
+    overlap: npt.NDArray[np.float64] = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
+    return overlap
+
+
+def iou_matrix_xyxy(a_xyxy: npt.ArrayLike, b_xyxy: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """IoU of every box in ``a`` (N, 4+) with every box in ``b`` (M, 4+), corners ``x0, y0,
+    x1, y1`` in the first four columns: shape (N, M), 0.0 where a box is empty."""
+    overlap = overlap_matrix_xyxy(a_xyxy, b_xyxy)
+    union = box_areas_xyxy(a_xyxy)[:, None] + box_areas_xyxy(b_xyxy)[None, :] - overlap
     iou: npt.NDArray[np.float64] = np.where(
         union > 0, overlap / np.where(union > 0, union, 1.0), 0.0
     )

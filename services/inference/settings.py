@@ -56,8 +56,8 @@ class FaceSettings(ServiceSettings):
         default="blazeface",
         description="Face detector: blazeface (MediaPipe BlazeFace short range on the whole "
         "frame and two sizes of overlapping tiles: faces from 60 px in 640x480), "
-        "blazeface_single (the "
-        "whole frame only: faces over ~120 px, 7x cheaper), haar (OpenCV cascade), "
+        "blazeface_single (the whole frame only: faces over ~120 px, one pass of nine), "
+        "haar (OpenCV cascade), "
         "blazeface_full (full range, sparse), mtcnn (needs the [mtcnn] extra).",
     )
     min_face_px: int = Field(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import iou_matrix_xyxy
+from shared.image import box_areas_xyxy, iou_matrix_xyxy, overlap_matrix_xyxy
 
 __all__ = [
     "FULL_RANGE",
@@ -152,10 +152,8 @@ def outside_stronger(boxes_xyxy: npt.ArrayLike, min_inside: float) -> npt.NDArra
     keep = np.ones(len(boxes), dtype=bool)
     if len(boxes) < 2:
         return keep
-    top_left = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    bottom_right = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    overlap = np.clip(bottom_right - top_left, 0.0, None).prod(axis=2)
-    area = np.clip(boxes[:, 2:] - boxes[:, :2], 0.0, None).prod(axis=1)
+    overlap = overlap_matrix_xyxy(boxes, boxes)
+    area = box_areas_xyxy(boxes)
     smaller = np.minimum(area[:, None], area[None, :])
     shared = np.where(smaller > 0, overlap / np.where(smaller > 0, smaller, 1.0), 0.0)
     for index in range(1, len(boxes)):
