@@ -55,8 +55,9 @@ class FaceSettings(ServiceSettings):
     detector: DetectorName = Field(
         default="blazeface",
         description="Face detector: blazeface (MediaPipe BlazeFace short range on the whole "
-        "frame and two sizes of overlapping tiles: faces from 60 px in 640x480), "
-        "blazeface_single (the whole frame only: faces over ~120 px, one pass of nine), "
+        "frame and two sizes of overlapping tiles, each candidate confirmed by a second look: "
+        "faces from 60 px in 640x480), "
+        "blazeface_single (the whole frame only: faces over ~120 px, about 2 ms a frame), "
         "haar (OpenCV cascade), "
         "blazeface_full (full range, sparse), mtcnn (needs the [mtcnn] extra).",
     )

@@ -23,6 +23,7 @@ from services.inference.detectors.blazeface import (
     tile_regions,
     to_frame_xyxy,
 )
+from services.inference.detectors.second_look import CANDIDATE_SCORE
 from shared.image import BoxXYWH, iou_xywh
 from shared.recording import load_recording
 from tests.conftest import ASTRONAUT_FACE_XYWH
@@ -217,3 +218,31 @@ def test_blazeface_measures_the_roll_of_a_tilted_face(
     assert abs(upright) <= 10.0  # her head leans a little
     turned = _roll_of_the_astronaut(astronaut_bgr, turn_deg)
     assert abs(turned - upright - turn_deg) <= 6.0, (upright, turned)
+
+
+def _photo_640(name: str) -> np.ndarray:
+    """One of skimage's photos, stretched to a 640x480 BGR frame."""
+    from skimage import data
+
+    image = np.asarray(getattr(data, name)())
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    bgr = np.ascontiguousarray(image[:, :, 2::-1]).astype(np.uint8)
+    return np.asarray(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA), np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("photo", "faces"),
+    [("chelsea", 0), ("coffee", 0), ("camera", 1)],
+    ids=["a cat", "a cup", "a man and his camera"],
+)
+def test_the_second_look_drops_what_only_looked_like_a_face(photo: str, faces: int) -> None:
+    frame = _photo_640(photo)
+    without = BlazeFaceDetector(
+        "short", tiled=True, second_look=False, min_score=CANDIDATE_SCORE
+    ).detect(frame)
+    looked = BlazeFaceDetector("short", tiled=True).detect(frame)
+    assert len(without) > faces, without  # a cat's face, the cup's rim, the camera
+    assert len(looked) == faces, looked
+    # The candidates are the same: what is kept is kept as it was found.
+    assert {face.box_xywh for face in looked} <= {face.box_xywh for face in without}

@@ -6,7 +6,8 @@ and sha256 in ``assets/blazeface/``). The frame is letterboxed to the model inpu
 outputs decoded with ``ssd``, and each box mapped back to frame pixels and grown from
 BlazeFace's tight box (brows to mouth) to the square, forehead-to-chin box the Haar cascade
 gives, which the tracker, the crop margin and the model's training all assume. The two eye
-keypoints give each face its roll.
+keypoints give each face its roll. Tiled, weak candidates are kept and each is confirmed or
+dropped by a look at its surroundings (``second_look``).
 """
 
 from __future__ import annotations
@@ -14,18 +15,28 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import ImageU8
+from shared.image import ImageU8, iou_matrix_xyxy
 
 from .base import DetectedFace, DetectorError, square_box_xywh
+from .second_look import (
+    CANDIDATE_SCORE,
+    LOOK_FLOOR,
+    LOOKS,
+    context_square,
+    face_logit,
+    unsure,
+)
 from .ssd import (
     FULL_RANGE,
     SHORT_RANGE,
@@ -139,6 +150,26 @@ MAX_LANES: Final = 4
 Found = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 
 
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
+#: A second look counts a face found again where it overlaps the candidate by this IoU.
+LOOK_IOU: Final = 0.3
+
+
+#: A look's job: the frame and its smaller copies (scale, image), smallest scale first; a
+#: candidate's box (frame pixels, xyxy); the look's context.
+_LookJob = tuple[list[tuple[float, ImageU8]], npt.NDArray[np.float64], float]
+
+
+class _Candidate(NamedTuple):
+    """A face the passes found: its box and roll, BlazeFace's own box (frame pixels, xyxy)
+    and its score."""
+
+    face: DetectedFace
+    box_xyxy: npt.NDArray[np.float64]
+    score: float
+
+
 class _Region(NamedTuple):
     """A region of the frame (frame pixels) to cut from ``source``, the frame resized by
     ``scale``."""
@@ -168,6 +199,7 @@ class BlazeFaceDetector:
         threads: int = 0,
         model_path: Path | None = None,
         tiled: bool = False,
+        second_look: bool | None = None,
     ) -> None:
         path = model_path or ASSETS / MODEL_FILES[variant]
         if not path.is_file():
@@ -189,9 +221,14 @@ class BlazeFaceDetector:
         self._spec: AnchorSpec = SPECS[variant]
         self._box_fit = BOX_FIT[variant]
         self._anchors = anchors_cxcy(self._spec)
-        self._min_score = self._spec.min_score if min_score is None else min_score
+        # With second looks (the default when tiled), weak candidates are kept too: each gets
+        # a look at its surroundings that confirms it or not (``second_look``).
+        looks = tiled if second_look is None else second_look
+        default_score = CANDIDATE_SCORE if looks else self._spec.min_score
+        self._min_score = default_score if min_score is None else min_score
         self._min_face_px = min_face_px
         self._tiled = tiled
+        self._looks = looks
         (self._input,) = self._interpreters[0].get_input_details()
         outputs = self._interpreters[0].get_output_details()
         # Regressors (1, A, 16) and classificators (1, A, 1); tell them apart by shape.
@@ -212,6 +249,8 @@ class BlazeFaceDetector:
         height, width = frame_bgr.shape[:2]
         whole = (0, 0, width, height)
         jobs: list[_Region] = []
+        # The frame and its smaller copies, as (scale, image), finest first.
+        sources: list[tuple[float, ImageU8]] = [(1.0, frame_bgr)]
         if not self._tiled:
             jobs.append(_Region(frame_bgr, 1.0, whole))
         else:
@@ -225,36 +264,86 @@ class BlazeFaceDetector:
                 source = np.asarray(
                     cv2.resize(frame_bgr, size_wh, interpolation=cv2.INTER_AREA), np.uint8
                 )
+                sources.append((scale, source))
                 regions = [whole, *tiles] if level == 0 else tiles
                 jobs += [_Region(source, scale, region) for region in regions]
         with self._lock:
-            found = self._run(jobs, (width, height))
-        rows = np.concatenate([b for b, _ in found])
-        scores = np.concatenate([s for _, s in found])
-        if not len(rows):
-            return []
-        merged, _ = weighted_nms_xyxy(rows, scores, NMS_IOU)  # strongest first
+            found = self._map(partial(self._detect_region, frame_wh=(width, height)), jobs)
+            rows = np.concatenate([b for b, _ in found])
+            if not len(rows):
+                return []
+            scores = np.concatenate([s for _, s in found])
+            merged, top = self._merge(rows, scores)
+            candidates = self._candidates(merged, top, (width, height))
+            if self._looks and candidates:
+                candidates = self._second_look(sorted(sources, key=lambda s: s[0]), candidates)
+        return [candidate.face for candidate in candidates]
+
+    def _merge(
+        self, rows: npt.NDArray[np.float32], scores: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Weighted NMS of the rows: first of those at the model's own threshold, so that a face
+        it finds gets the box it always got; then of the weak ones (from ``min_score``) that
+        overlap none of those, strongest first."""
+        strong = scores >= self._spec.min_score
+        merged, top = weighted_nms_xyxy(rows[strong], scores[strong], NMS_IOU)
+        weak_rows, weak_scores = rows[~strong], scores[~strong]
+        if not len(weak_rows):
+            return merged, top
+        if len(merged):
+            apart = iou_matrix_xyxy(merged[:, :4], weak_rows[:, :4]).max(axis=0) <= NMS_IOU
+            weak_rows, weak_scores = weak_rows[apart], weak_scores[apart]
+        more, more_top = weighted_nms_xyxy(weak_rows, weak_scores, NMS_IOU)
+        return np.concatenate([merged, more]), np.concatenate([top, more_top])
+
+    def _candidates(
+        self,
+        merged: npt.NDArray[np.float32],
+        scores: npt.NDArray[np.float32],
+        frame_wh: tuple[int, int],
+    ) -> list[_Candidate]:
+        """The merged rows (strongest first) as faces: boxes squared and fitted, the small ones
+        and those nested in a stronger one dropped."""
         scale, shift_y = self._box_fit
-        faces = []
-        for x0, y0, x1, y1, left_x, left_y, right_x, right_y in merged.astype(np.float64).tolist():
-            box = square_box_xywh((x0, y0, x1 - x0, y1 - y0), scale, shift_y, (width, height))
+        candidates = []
+        for row, score in zip(merged.astype(np.float64), scores.tolist(), strict=True):
+            x0, y0, x1, y1, left_x, left_y, right_x, right_y = row.tolist()
+            box = square_box_xywh((x0, y0, x1 - x0, y1 - y0), scale, shift_y, frame_wh)
             if box is not None and min(box[2], box[3]) >= self._min_face_px:
                 roll = math.degrees(math.atan2(right_y - left_y, right_x - left_x))
-                faces.append(DetectedFace(box, roll))
-        if len(faces) < 2:
-            return faces
-        corners = [(x, y, x + w, y + h) for x, y, w, h in (face.box_xywh for face in faces)]
+                candidates.append(_Candidate(DetectedFace(box, roll), row[:4], score))
+        if len(candidates) < 2:
+            return candidates
+        corners = [(x, y, x + w, y + h) for x, y, w, h in (c.face.box_xywh for c in candidates)]
         keep = outside_stronger(corners, NESTED_INSIDE)
-        return [face for face, kept in zip(faces, keep.tolist(), strict=True) if kept]
+        return [c for c, kept in zip(candidates, keep.tolist(), strict=True) if kept]
 
-    def _run(self, jobs: list[_Region], frame_wh: tuple[int, int]) -> list[Found]:
-        """Every region's rows and scores, in the order of ``jobs``: lane ``i`` (interpreter
-        ``i``) takes every ``lanes``-th region, lane 0 in this thread."""
+    def _second_look(
+        self, sources: list[tuple[float, ImageU8]], candidates: list[_Candidate]
+    ) -> list[_Candidate]:
+        """The candidates that a look at their surroundings confirms (``second_look``): every
+        candidate gets the first of ``LOOKS``, those it leaves unsure the next."""
+        looks: list[list[float]] = [[] for _ in candidates]
+        evidence = [0.0] * len(candidates)
+        pending = list(range(len(candidates)))
+        for look in LOOKS:
+            jobs = [(sources, candidates[i].box_xyxy, look.context) for i in pending]
+            for i, score in zip(pending, self._map(self._look, jobs), strict=True):
+                looks[i].append(score)
+                evidence[i] = face_logit(candidates[i].score, looks[i])
+            pending = [i for i in pending if unsure(evidence[i], len(looks[i]))]
+            if not pending:
+                break
+        return [c for c, value in zip(candidates, evidence, strict=True) if value > 0]
+
+    def _map(self, work: Callable[[Any, _Job], _Result], jobs: Sequence[_Job]) -> list[_Result]:
+        """``work(interpreter, job)`` for every job, in the order of ``jobs``: lane ``i``
+        (interpreter ``i``) takes every ``lanes``-th job, lane 0 in this thread."""
         lanes = len(self._interpreters)
 
-        def lane(index: int) -> list[Found]:
+        def lane(index: int) -> list[_Result]:
             interpreter = self._interpreters[index]
-            return [self._detect_region(interpreter, job, frame_wh) for job in jobs[index::lanes]]
+            return [work(interpreter, job) for job in jobs[index::lanes]]
 
         others = [self._pool.submit(lane, i) for i in range(1, lanes)] if self._pool else []
         try:
@@ -263,6 +352,37 @@ class BlazeFaceDetector:
             wait(others)  # no interpreter is left running past this call, even on an error
         by_lane = [mine, *(future.result() for future in others)]
         return [by_lane[i % lanes][i // lanes] for i in range(len(jobs))]
+
+    def _invoke(
+        self, interpreter: Any, tensor: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """The model's raw regressors (A, 16) and scores (A,) for one input image."""
+        interpreter.set_tensor(self._input["index"], tensor[np.newaxis])
+        interpreter.invoke()
+        raw_boxes = interpreter.get_tensor(self._regressors)[0]
+        return raw_boxes, sigmoid_scores(interpreter.get_tensor(self._scores)[0])
+
+    def _look(self, interpreter: Any, job: _LookJob) -> float:
+        """The best score of a face found again on the box (IoU >= ``LOOK_IOU``) in the square
+        of ``context`` x its side around it; 0.0 where none is. The square is cut from the
+        smallest of ``sources`` at least as sharp as the model will see it."""
+        sources, box_xyxy, context = job
+        size = self._spec.input_size
+        needed = size / max(1.0, context * float(np.max(box_xyxy[2:4] - box_xyxy[0:2])))
+        source_scale, source = next(
+            ((scale, image) for scale, image in sources if scale >= needed), sources[-1]
+        )
+        square, scale, corner = context_square(source, box_xyxy, context, size, source_scale)
+        tensor, _ = letterbox_rgb(square, size)
+        raw_boxes, scores = self._invoke(interpreter, tensor)
+        keep = scores >= LOOK_FLOOR
+        if not keep.any():
+            return 0.0
+        decoded = decode_boxes_xyxy(raw_boxes[keep], self._anchors[keep], self._spec.box_scale)
+        boxes = to_frame_xyxy(decoded, Letterbox(scale, 0, 0), size, corner)
+        overlaps = iou_matrix_xyxy(np.asarray(box_xyxy, np.float32)[np.newaxis, :4], boxes)[0]
+        matched = overlaps >= LOOK_IOU
+        return float(scores[keep][matched].max()) if matched.any() else 0.0
 
     def _detect_region(self, interpreter: Any, job: _Region, frame_wh: tuple[int, int]) -> Found:
         """Rows (K, 8) of frame-pixel box xyxy and eyes (``ssd.decode_eyes_xyxy``) and their
@@ -280,11 +400,7 @@ class BlazeFaceDetector:
         tensor, in_cut = letterbox_rgb(cut, size)
         letterbox = Letterbox(in_cut.scale * scale, in_cut.pad_x, in_cut.pad_y)
         origin = (left / scale, top / scale)
-        interpreter.set_tensor(self._input["index"], tensor[np.newaxis])
-        interpreter.invoke()
-        raw_boxes = interpreter.get_tensor(self._regressors)[0]
-        raw_scores = interpreter.get_tensor(self._scores)[0]
-        scores = sigmoid_scores(raw_scores)
+        raw_boxes, scores = self._invoke(interpreter, tensor)
         keep = scores >= self._min_score
         if not keep.any():
             return np.zeros((0, 8), np.float32), np.zeros((0,), np.float32)
