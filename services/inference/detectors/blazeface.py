@@ -33,6 +33,7 @@ from .second_look import (
     CANDIDATE_SCORE,
     LOOK_FLOOR,
     LOOKS,
+    SURE_SCORE,
     context_square,
     face_logit,
     unsure,
@@ -322,18 +323,19 @@ class BlazeFaceDetector:
         self, sources: list[tuple[float, ImageU8]], candidates: list[_Candidate]
     ) -> list[_Candidate]:
         """The candidates that a look at their surroundings confirms (``second_look``): every
-        candidate gets the first of ``LOOKS``, those it leaves unsure the next."""
+        candidate under ``SURE_SCORE`` gets the first of ``LOOKS``, those it leaves unsure the
+        next."""
         looks: list[list[float]] = [[] for _ in candidates]
-        evidence = [0.0] * len(candidates)
-        pending = list(range(len(candidates)))
+        evidence = [math.inf if c.score >= SURE_SCORE else 0.0 for c in candidates]
+        pending = [i for i, c in enumerate(candidates) if c.score < SURE_SCORE]
         for look in LOOKS:
+            if not pending:
+                break
             jobs = [(sources, candidates[i].box_xyxy, look.context) for i in pending]
             for i, score in zip(pending, self._map(self._look, jobs), strict=True):
                 looks[i].append(score)
                 evidence[i] = face_logit(candidates[i].score, looks[i])
             pending = [i for i in pending if unsure(evidence[i], len(looks[i]))]
-            if not pending:
-                break
         return [c for c, value in zip(candidates, evidence, strict=True) if value > 0]
 
     def _map(self, work: Callable[[Any, _Job], _Result], jobs: Sequence[_Job]) -> list[_Result]:
