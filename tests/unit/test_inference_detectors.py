@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from services.inference.detectors import DetectorError, FaceDetector, make_detector
-from services.inference.detectors.blazeface import (
-    BlazeFaceDetector,
+from services.inference.detectors.blazeface import BlazeFaceDetector
+from services.inference.detectors.letterbox import (
     Letterbox,
     letterbox_rgb,
     tile_regions,
