@@ -83,16 +83,12 @@ TILE_FRACTIONS: Final = (1.0, 2 / 3)
 
 #: Most interpreters a tiled detector shares its regions out to (nine regions a frame).
 MAX_LANES: Final = 4
-#: One region's detections: rows (K, 8) of box and eyes in frame pixels, and their scores (K,).
-Found = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
-
-
-_Job = TypeVar("_Job")
-_Result = TypeVar("_Result")
 #: A second look counts a face found again where it overlaps the candidate by this IoU.
 LOOK_IOU: Final = 0.3
-
-
+#: One region's detections: rows (K, 8) of box and eyes in frame pixels, and their scores (K,).
+Found = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+_Job = TypeVar("_Job")
+_Result = TypeVar("_Result")
 #: A look's job: the frame and its smaller copies (scale, image), smallest scale first; a
 #: candidate's box (frame pixels, xyxy); the look's context.
 _LookJob = tuple[list[tuple[float, ImageU8]], npt.NDArray[np.float64], float]
@@ -186,7 +182,8 @@ class BlazeFaceDetector:
         height, width = frame_bgr.shape[:2]
         whole = (0, 0, width, height)
         jobs: list[_Region] = []
-        # The frame and its smaller copies, as (scale, image), finest first.
+        # The frame and the smaller copies its tiles are cut from, as (scale, image): second
+        # looks are cut from the smallest that is sharp enough.
         sources: list[tuple[float, ImageU8]] = [(1.0, frame_bgr)]
         if not self._tiled:
             jobs.append(_Region(frame_bgr, 1.0, whole))
