@@ -32,6 +32,7 @@ from .letterbox import Letterbox, letterbox_rgb, tile_regions, to_frame_xyxy
 from .second_look import (
     CANDIDATE_SCORE,
     LOOK_FLOOR,
+    LOOK_IOU,
     LOOKS,
     SURE_SCORE,
     context_square,
@@ -83,8 +84,6 @@ TILE_FRACTIONS: Final = (1.0, 2 / 3)
 
 #: Most interpreters a tiled detector shares its regions out to (nine regions a frame).
 MAX_LANES: Final = 4
-#: A second look counts a face found again where it overlaps the candidate by this IoU.
-LOOK_IOU: Final = 0.3
 #: One region's detections: rows (K, 8) of box and eyes in frame pixels, and their scores (K,).
 Found = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
 _Job = TypeVar("_Job")

@@ -28,6 +28,7 @@ __all__ = [
     "CANDIDATE_SCORE",
     "LOOKS",
     "LOOK_FLOOR",
+    "LOOK_IOU",
     "SURE_SCORE",
     "Look",
     "context_square",
@@ -45,6 +46,8 @@ CANDIDATE_SCORE: Final = 0.25
 SURE_SCORE: Final = 0.9
 #: Lowest score a detection in a look counts with (0 where none reaches it).
 LOOK_FLOOR: Final = 0.05
+#: A look counts a face found again where it overlaps the candidate by this IoU.
+LOOK_IOU: Final = 0.3
 #: Scores are clipped to [EPS, 1 - EPS] before their log-odds are taken.
 EPS: Final = 1e-4
 
