@@ -18,7 +18,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FRAME_WH", "Scene", "TruthFace", "backgrounds", "make_clip", "make_scene"]
+__all__ = [
+    "FRAME_WH",
+    "Scene",
+    "TruthFace",
+    "backgrounds",
+    "make_clip",
+    "make_scene",
+    "photo_bgr",
+]
 
 FRAME_WH: Final = (640, 480)
 #: skimage.data images inside its wheel that a webcam could see behind someone and that hold no
@@ -56,19 +64,24 @@ class Scene:
     faces: tuple[TruthFace, ...]
 
 
-def backgrounds() -> list[Image]:
-    """Photos shipped in scikit-image's wheel (as BGR), for scene backgrounds."""
+def photo_bgr(name: str) -> Image:
+    """The photo ``name`` of ``skimage.data`` (shipped in its wheel) as a BGR uint8 image."""
     from skimage import data
 
+    image = np.asarray(getattr(data, name)())
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return np.ascontiguousarray(image[:, :, 2::-1]).astype(np.uint8)
+
+
+def backgrounds() -> list[Image]:
+    """Photos shipped in scikit-image's wheel (as BGR), for scene backgrounds."""
     images = []
     for name in BACKGROUND_NAMES:
         try:
-            image = np.asarray(getattr(data, name)())
+            images.append(photo_bgr(name))
         except Exception:  # an image that would need a download: not here, and not needed
             continue
-        if image.ndim == 2:
-            image = np.stack([image] * 3, axis=-1)
-        images.append(np.ascontiguousarray(image[:, :, 2::-1]).astype(np.uint8))
     return images
 
 

@@ -222,13 +222,10 @@ def test_blazeface_measures_the_roll_of_a_tilted_face(
 
 def _photo_640(name: str) -> np.ndarray:
     """One of skimage's photos, stretched to a 640x480 BGR frame."""
-    from skimage import data
+    from bench.scenes import photo_bgr
 
-    image = np.asarray(getattr(data, name)())
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    bgr = np.ascontiguousarray(image[:, :, 2::-1]).astype(np.uint8)
-    return np.asarray(cv2.resize(bgr, (640, 480), interpolation=cv2.INTER_AREA), np.uint8)
+    stretched = cv2.resize(photo_bgr(name), (640, 480), interpolation=cv2.INTER_AREA)
+    return np.asarray(stretched, np.uint8)
 
 
 @pytest.mark.parametrize(
