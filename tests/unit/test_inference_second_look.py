@@ -7,14 +7,18 @@ import math
 import numpy as np
 import pytest
 
+from services.inference.detectors.haar import load_cascade
 from services.inference.detectors.second_look import (
     EPS,
+    HAAR_SQUARE,
     LOOKS,
     context_square,
     face_logit,
+    haar_votes,
     logit,
     unsure,
 )
+from shared.image import to_gray
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -26,27 +30,49 @@ def test_logit_is_clipped_and_symmetric() -> None:
     assert logit(1.0) == pytest.approx(-logit(0.0))
 
 
-def test_evidence_grows_with_the_score_and_with_every_look() -> None:
+def test_evidence_grows_with_the_score_with_every_look_and_with_the_votes() -> None:
     for count in range(1, len(LOOKS) + 1):
-        base = face_logit(0.5, [0.5] * count)
-        assert face_logit(0.9, [0.5] * count) > base
+        base = face_logit(0.5, [0.5] * count, 0)
+        assert face_logit(0.9, [0.5] * count, 0) > base
+        assert face_logit(0.5, [0.5] * count, 3) > face_logit(0.5, [0.5] * count, 1) > base
         for index in range(count):
             looks = [0.5] * count
             looks[index] = 0.9
-            assert face_logit(0.5, looks) > base
+            assert face_logit(0.5, looks, 0) > base
 
 
 def test_a_face_found_again_is_kept_and_one_not_found_again_is_dropped() -> None:
-    assert face_logit(0.6, [0.9]) > 0  # a weak candidate that a look confirms
-    assert face_logit(0.9, [0.0]) < 0  # a strong one that the look does not find again
-    assert face_logit(0.3, [0.0, 0.0]) < 0
+    assert face_logit(0.6, [0.9], 0) > 0  # a weak candidate that a look confirms
+    assert face_logit(0.9, [0.0], 0) < 0  # a strong one that the look does not find again
+    assert face_logit(0.3, [0.0, 0.0], 0) < 0
+    # The cascade's votes tip a candidate the network is unsure of, not one it rejects.
+    assert face_logit(0.4, [0.5], 0) < 0 < face_logit(0.4, [0.5], 8)
+    assert face_logit(0.3, [0.0, 0.0], 8) < 0
 
 
-def test_evidence_needs_one_look_per_weight() -> None:
+def test_evidence_needs_one_look_per_weight_and_votes_from_zero() -> None:
     with pytest.raises(ValueError, match="looks"):
-        face_logit(0.5, [])
+        face_logit(0.5, [], 0)
     with pytest.raises(ValueError, match="looks"):
-        face_logit(0.5, [0.5] * (len(LOOKS) + 1))
+        face_logit(0.5, [0.5] * (len(LOOKS) + 1), 0)
+    with pytest.raises(ValueError, match="votes"):
+        face_logit(0.5, [0.5], -1)
+
+
+def test_the_haar_cascade_votes_for_a_face_and_not_for_a_cat() -> None:
+    from bench.scenes import photo_bgr
+
+    cascade = load_cascade()
+
+    def votes(photo: str, box_xyxy: tuple[int, int, int, int]) -> int:
+        square, _, _ = context_square(photo_bgr(photo), box_xyxy, 2.0, HAAR_SQUARE)
+        return haar_votes(cascade, to_gray(square))
+
+    # The astronaut's face, the cat's and the cup's rim, as BlazeFace boxes them.
+    assert votes("astronaut", (176, 76, 276, 176)) >= 3
+    assert votes("chelsea", (270, 8, 499, 237)) == 0
+    assert votes("coffee", (329, 265, 382, 318)) == 0
+    assert haar_votes(cascade, np.zeros((HAAR_SQUARE, HAAR_SQUARE), np.uint8)) == 0
 
 
 def test_only_the_unsure_get_another_look_and_never_past_the_last() -> None:

@@ -7,7 +7,8 @@ outputs decoded with ``ssd``, and each box mapped back to frame pixels and grown
 BlazeFace's tight box (brows to mouth) to the square, forehead-to-chin box the Haar cascade
 gives, which the tracker, the crop margin and the model's training all assume. The two eye
 keypoints give each face its roll. Tiled, weak candidates are kept and each is confirmed or
-dropped by a look at its surroundings (``second_look``).
+dropped by a look at its surroundings, by the network and by OpenCV's Haar cascade
+(``second_look``).
 """
 
 from __future__ import annotations
@@ -25,18 +26,21 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import ImageU8, iou_matrix_xyxy
+from shared.image import ImageU8, iou_matrix_xyxy, to_gray
 
 from .base import DetectedFace, DetectorError, square_box_xywh
+from .haar import load_cascade
 from .letterbox import Letterbox, letterbox_rgb, tile_regions, to_frame_xyxy
 from .second_look import (
     CANDIDATE_SCORE,
+    HAAR_SQUARE,
     LOOK_FLOOR,
     LOOK_IOU,
     LOOKS,
     SURE_SCORE,
     context_square,
     face_logit,
+    haar_votes,
     unsure,
 )
 from .ssd import (
@@ -93,6 +97,14 @@ _Result = TypeVar("_Result")
 _LookJob = tuple[list[tuple[float, ImageU8]], npt.NDArray[np.float64], float]
 
 
+class _Lane(NamedTuple):
+    """What one thread runs with: its own interpreter and, with second looks, its own Haar
+    cascade (neither may be used by two threads at once)."""
+
+    interpreter: Any
+    cascade: cv2.CascadeClassifier | None
+
+
 class _Candidate(NamedTuple):
     """A face the passes found: its box and roll, BlazeFace's own box (frame pixels, xyxy)
     and its score."""
@@ -145,24 +157,25 @@ class BlazeFaceDetector:
         # while it runs): the nine regions of a 640x480 frame take about 10.5 ms of wall-clock
         # time on 2 cores instead of 14.5 on one.
         lanes = min(threads if threads > 0 else (os.cpu_count() or 1), MAX_LANES) if tiled else 1
+        # With second looks (the default when tiled), weak candidates are kept too: each gets
+        # a look at its surroundings that confirms it or not (``second_look``).
+        looks = tiled if second_look is None else second_look
         try:
-            self._interpreters = [_interpreter(path, 1 if tiled else threads) for _ in range(lanes)]
+            interpreters = [_interpreter(path, 1 if tiled else threads) for _ in range(lanes)]
         except (ValueError, RuntimeError) as error:
             raise DetectorError(f"BlazeFace model could not be loaded: {path}: {error}") from error
+        self._lanes = [_Lane(i, load_cascade() if looks else None) for i in interpreters]
         self._pool = ThreadPoolExecutor(lanes - 1, "blazeface") if lanes > 1 else None
         self._spec: AnchorSpec = SPECS[variant]
         self._box_fit = BOX_FIT[variant]
         self._anchors = anchors_cxcy(self._spec)
-        # With second looks (the default when tiled), weak candidates are kept too: each gets
-        # a look at its surroundings that confirms it or not (``second_look``).
-        looks = tiled if second_look is None else second_look
         default_score = CANDIDATE_SCORE if looks else self._spec.min_score
         self._min_score = default_score if min_score is None else min_score
         self._min_face_px = min_face_px
         self._tiled = tiled
         self._looks = looks
-        (self._input,) = self._interpreters[0].get_input_details()
-        outputs = self._interpreters[0].get_output_details()
+        (self._input,) = interpreters[0].get_input_details()
+        outputs = interpreters[0].get_output_details()
         # Regressors (1, A, 16) and classificators (1, A, 1); tell them apart by shape.
         by_width = {int(d["shape"][-1]): d["index"] for d in outputs}
         self._regressors, self._scores = by_width[16], by_width[1]
@@ -255,35 +268,37 @@ class BlazeFaceDetector:
         self, sources: list[tuple[float, ImageU8]], candidates: list[_Candidate]
     ) -> list[_Candidate]:
         """The candidates that a look at their surroundings confirms (``second_look``): every
-        candidate under ``SURE_SCORE`` gets the first of ``LOOKS``, those it leaves unsure the
-        next."""
+        candidate under ``SURE_SCORE`` gets the Haar cascade's votes and the first of
+        ``LOOKS``, those it leaves unsure the next."""
         looks: list[list[float]] = [[] for _ in candidates]
         evidence = [math.inf if c.score >= SURE_SCORE else 0.0 for c in candidates]
         pending = [i for i, c in enumerate(candidates) if c.score < SURE_SCORE]
+        frame = sources[-1][1]  # the votes were fitted on squares cut from the frame itself
+        counted = self._map(partial(self._votes, frame), [candidates[i] for i in pending])
+        votes = dict(zip(pending, counted, strict=True))
         for look in LOOKS:
             if not pending:
                 break
             jobs = [(sources, candidates[i].box_xyxy, look.context) for i in pending]
             for i, score in zip(pending, self._map(self._look, jobs), strict=True):
                 looks[i].append(score)
-                evidence[i] = face_logit(candidates[i].score, looks[i])
+                evidence[i] = face_logit(candidates[i].score, looks[i], votes[i])
             pending = [i for i in pending if unsure(evidence[i], len(looks[i]))]
         return [c for c, value in zip(candidates, evidence, strict=True) if value > 0]
 
-    def _map(self, work: Callable[[Any, _Job], _Result], jobs: Sequence[_Job]) -> list[_Result]:
-        """``work(interpreter, job)`` for every job, in the order of ``jobs``: lane ``i``
-        (interpreter ``i``) takes every ``lanes``-th job, lane 0 in this thread."""
-        lanes = len(self._interpreters)
+    def _map(self, work: Callable[[_Lane, _Job], _Result], jobs: Sequence[_Job]) -> list[_Result]:
+        """``work(lane, job)`` for every job, in the order of ``jobs``: lane ``i`` takes every
+        ``lanes``-th job, lane 0 in this thread."""
+        lanes = len(self._lanes)
 
         def lane(index: int) -> list[_Result]:
-            interpreter = self._interpreters[index]
-            return [work(interpreter, job) for job in jobs[index::lanes]]
+            return [work(self._lanes[index], job) for job in jobs[index::lanes]]
 
         others = [self._pool.submit(lane, i) for i in range(1, lanes)] if self._pool else []
         try:
             mine = lane(0)
         finally:
-            wait(others)  # no interpreter is left running past this call, even on an error
+            wait(others)  # no lane is left running past this call, even on an error
         by_lane = [mine, *(future.result() for future in others)]
         return [by_lane[i % lanes][i // lanes] for i in range(len(jobs))]
 
@@ -296,7 +311,14 @@ class BlazeFaceDetector:
         raw_boxes = interpreter.get_tensor(self._regressors)[0]
         return raw_boxes, sigmoid_scores(interpreter.get_tensor(self._scores)[0])
 
-    def _look(self, interpreter: Any, job: _LookJob) -> float:
+    def _votes(self, frame_bgr: ImageU8, lane: _Lane, candidate: _Candidate) -> int:
+        """The Haar cascade's votes (``second_look.haar_votes``) on the square twice the
+        candidate's side around it."""
+        assert lane.cascade is not None  # lanes have cascades wherever looks are taken
+        square, _, _ = context_square(frame_bgr, candidate.box_xyxy, LOOKS[0].context, HAAR_SQUARE)
+        return haar_votes(lane.cascade, to_gray(square))
+
+    def _look(self, lane: _Lane, job: _LookJob) -> float:
         """The best score of a face found again on the box (IoU >= ``LOOK_IOU``) in the square
         of ``context`` x its side around it; 0.0 where none is. The square is cut from the
         smallest of ``sources`` at least as sharp as the model will see it."""
@@ -308,7 +330,7 @@ class BlazeFaceDetector:
         )
         square, scale, corner = context_square(source, box_xyxy, context, size, source_scale)
         tensor, _ = letterbox_rgb(square, size)
-        raw_boxes, scores = self._invoke(interpreter, tensor)
+        raw_boxes, scores = self._invoke(lane.interpreter, tensor)
         keep = scores >= LOOK_FLOOR
         if not keep.any():
             return 0.0
@@ -318,9 +340,9 @@ class BlazeFaceDetector:
         matched = overlaps >= LOOK_IOU
         return float(scores[keep][matched].max()) if matched.any() else 0.0
 
-    def _detect_region(self, interpreter: Any, job: _Region, frame_wh: tuple[int, int]) -> Found:
+    def _detect_region(self, lane: _Lane, job: _Region, frame_wh: tuple[int, int]) -> Found:
         """Rows (K, 8) of frame-pixel box xyxy and eyes (``ssd.decode_eyes_xyxy``) and their
-        scores, found by ``interpreter`` in one region of the frame (``_Region``).
+        scores, found by ``lane``'s interpreter in one region of the frame (``_Region``).
 
         In a tile (a region smaller than the frame), a box that reaches a side that is not a
         side of the frame is dropped (a face cut by the tile, which a neighbouring tile or the
@@ -334,7 +356,7 @@ class BlazeFaceDetector:
         tensor, in_cut = letterbox_rgb(cut, size)
         letterbox = Letterbox(in_cut.scale * scale, in_cut.pad_x, in_cut.pad_y)
         origin = (left / scale, top / scale)
-        raw_boxes, scores = self._invoke(interpreter, tensor)
+        raw_boxes, scores = self._invoke(lane.interpreter, tensor)
         keep = scores >= self._min_score
         if not keep.any():
             return np.zeros((0, 8), np.float32), np.zeros((0,), np.float32)

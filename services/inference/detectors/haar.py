@@ -12,7 +12,7 @@ from shared.image import ImageU8, clip_box_xywh, resize_to_fit, to_gray
 
 from .base import DetectedFace, DetectorError
 
-__all__ = ["HAAR_CASCADE", "HaarDetector"]
+__all__ = ["HAAR_CASCADE", "HaarDetector", "load_cascade"]
 
 HAAR_CASCADE: Final = "haarcascade_frontalface_default.xml"
 
@@ -28,6 +28,20 @@ def _cascade_path() -> Path:
     return Path(folder) / HAAR_CASCADE
 
 
+def load_cascade(path: Path | None = None) -> cv2.CascadeClassifier:
+    """The frontal-face cascade (OpenCV's own unless ``path``); DetectorError if it cannot be
+    read."""
+    path = path or _cascade_path()
+    if not path.is_file():
+        raise DetectorError(
+            f"Haar cascade not found: {path} (expected in opencv-python<5's cv2/data)"
+        )
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise DetectorError(f"Haar cascade could not be loaded: {path}")
+    return cascade
+
+
 class HaarDetector:
     """OpenCV's frontal-face Haar cascade on a grayscale, downscaled copy."""
 
@@ -39,14 +53,7 @@ class HaarDetector:
         min_neighbors: int = 6,
         cascade_path: Path | None = None,
     ) -> None:
-        path = cascade_path or _cascade_path()
-        if not path.is_file():
-            raise DetectorError(
-                f"Haar cascade not found: {path} (expected in opencv-python<5's cv2/data)"
-            )
-        cascade = cv2.CascadeClassifier(str(path))
-        if cascade.empty():
-            raise DetectorError(f"Haar cascade could not be loaded: {path}")
+        cascade = load_cascade(cascade_path)
         if min_face_px < 1 or detect_max_width < 1:
             raise ValueError(
                 f"expected min_face_px >= 1 and detect_max_width >= 1, found "

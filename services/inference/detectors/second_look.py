@@ -6,9 +6,12 @@ same network, where a face fills half the input: the scale the network knows bes
 found again with a high score; a clock's hands, a rocket's badge or a cat's nose that looked
 like one at some tile's scale mostly is not. Where that look leaves it unsure, a second one
 takes in three times the side. A candidate from ``SURE_SCORE`` up is kept without a look.
-The candidate's own score and its looks are combined in one logistic score (``face_logit``),
-fitted on scenes of FER2013 ``train/`` faces and checked on ``test/`` faces
-(docs/benchmarks.md, "Second look"). Pure numpy and OpenCV.
+Beside the network, OpenCV's frontal-face Haar cascade, which fails on other things than
+BlazeFace does, looks at the same square: how many of its windows take the centre for a face
+(``haar_votes``) is one more piece of evidence. The candidate's own score, its looks and the
+votes are combined in one logistic score (``face_logit``), fitted on scenes of FER2013
+``train/`` faces and checked on ``test/`` faces (docs/benchmarks.md, "Second look"). Pure
+numpy and OpenCV.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from shared.image import ImageU8
 
 __all__ = [
     "CANDIDATE_SCORE",
+    "HAAR_SQUARE",
     "LOOKS",
     "LOOK_FLOOR",
     "LOOK_IOU",
@@ -33,12 +37,13 @@ __all__ = [
     "Look",
     "context_square",
     "face_logit",
+    "haar_votes",
     "logit",
     "unsure",
 ]
 
 #: Lowest detector score a candidate may have to get a second look.
-CANDIDATE_SCORE: Final = 0.25
+CANDIDATE_SCORE: Final = 0.2
 #: A candidate this sure needs no look: on 1,000 scenes of ``train/`` faces none of the
 #: candidates from 0.9 up was false (and one in 700 frames of ``test/`` scenes), where most
 #: faces a webcam sees are (the recorded portraits: 0.95 in the median). 15% of the scenes'
@@ -50,13 +55,24 @@ LOOK_FLOOR: Final = 0.05
 LOOK_IOU: Final = 0.3
 #: Scores are clipped to [EPS, 1 - EPS] before their log-odds are taken.
 EPS: Final = 1e-4
+#: The Haar cascade sees the first look's square (twice the candidate's side) at this many
+#: pixels, the candidate's box at 28: the cascade's faces lie at 0.9-1.5 times BlazeFace's box
+#: side (5th to 95th percentile on the train scenes), 26-43 px, just above its 24 px window.
+HAAR_SQUARE: Final = 56
+#: The window sizes (px) and the step between them that the cascade tries in that square.
+HAAR_SIZES: Final = (24, 44)
+HAAR_STEP: Final = 1.1
+#: A window votes for the candidate when its centre lies within this share of the square's
+#: side from the square's centre, across and down.
+HAAR_REACH: Final = (0.15, 0.175)
 
 
 @dataclass(frozen=True)
 class Look:
     """One look: a square of ``context`` x the candidate box's longer side on its centre; and
-    the log-odds weights of the candidate's score and of this and the earlier looks' scores,
-    with the bias: the candidate is a face where the sum is above 0."""
+    the weights of the log-odds of the candidate's score, of this and the earlier looks'
+    scores and of log(1 + the Haar votes), with the bias: the candidate is a face where the sum
+    is above 0."""
 
     context: float
     weights: tuple[float, ...]
@@ -66,11 +82,11 @@ class Look:
 #: The looks, in order. Each candidate gets the first; the second only where the first left
 #: it unsure (its sum within ``UNSURE`` of 0: about one candidate in ten), which on the scenes
 #: decides as the second look at every candidate would, for half the cost. Weights fitted by
-#: logistic regression on 1,000 scenes of ``train/`` faces, the biases set so that those scenes
-#: have 0.02 false faces a frame.
+#: logistic regression on 1,000 scenes of ``train/`` faces; the biases then set so that 2,500
+#: scenes of ``train/`` faces (those and 1,500 more) have under 0.02 false faces a frame.
 LOOKS: Final = (
-    Look(2.0, (1.851, 2.892), -1.271),
-    Look(3.0, (1.373, 1.935, 1.771), -1.003),
+    Look(2.0, (1.718, 2.803, 1.964), -1.400),
+    Look(3.0, (1.265, 1.957, 1.503, 1.796), -1.256),
 )
 UNSURE: Final = 2.0
 
@@ -81,14 +97,34 @@ def logit(score: float) -> float:
     return math.log(clipped / (1.0 - clipped))
 
 
-def face_logit(score: float, looks: Sequence[float]) -> float:
-    """Evidence that a candidate is a face (above 0: keep it), from its own ``score`` and the
-    best score found again on it in each of the first ``len(looks)`` of ``LOOKS``."""
+def face_logit(score: float, looks: Sequence[float], votes: int) -> float:
+    """Evidence that a candidate is a face (above 0: keep it), from its own ``score``, the
+    best score found again on it in each of the first ``len(looks)`` of ``LOOKS`` and the Haar
+    cascade's ``votes`` (``haar_votes``)."""
     if not 1 <= len(looks) <= len(LOOKS):
         raise ValueError(f"expected 1 to {len(LOOKS)} looks, found {len(looks)}")
+    if votes < 0:
+        raise ValueError(f"expected votes >= 0, found {votes}")
     look = LOOKS[len(looks) - 1]
-    values = (logit(score), *(logit(value) for value in looks))
+    values = (logit(score), *(logit(value) for value in looks), math.log1p(votes))
     return look.bias + sum(w * v for w, v in zip(look.weights, values, strict=True))
+
+
+def haar_votes(cascade: cv2.CascadeClassifier, square_gray: ImageU8) -> int:
+    """How many windows of a Haar ``cascade`` (each on its own, not grouped) take the centre
+    of ``square_gray``, the first look's square at ``HAAR_SQUARE`` pixels, for a face."""
+    side = square_gray.shape[0]
+    windows = cascade.detectMultiScale(
+        square_gray,
+        scaleFactor=HAAR_STEP,
+        minNeighbors=0,
+        minSize=(HAAR_SIZES[0], HAAR_SIZES[0]),
+        maxSize=(HAAR_SIZES[1], HAAR_SIZES[1]),
+    )
+    xywh = np.asarray(windows, np.float64).reshape(-1, 4)
+    off_x = np.abs(xywh[:, 0] + xywh[:, 2] / 2 - side / 2)
+    off_y = np.abs(xywh[:, 1] + xywh[:, 3] / 2 - side / 2)
+    return int(np.count_nonzero((off_x < HAAR_REACH[0] * side) & (off_y < HAAR_REACH[1] * side)))
 
 
 def unsure(evidence: float, looks_taken: int) -> bool:

@@ -1,0 +1,95 @@
+"""What the second look costs: the default (tiled) BlazeFace detector against the same detector
+without looks, on the accuracy bench's scenes, each frame detected by both in turn in one
+process, so that both see the same machine load.
+
+    .venv/bin/python -m bench.second_look [--scenes 150] [--rounds 3] [--seed 7]
+        [--out var/bench/second_look.json]
+
+Prints the median ms a frame of each, their ratio, and how many candidates a frame got a look
+(and a second, wider one) and the Haar cascade's votes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from bench.accuracy import DEFAULT_DATA, build_scenes, load_faces
+from bench.common import print_table, write_result
+from services.inference.detectors.blazeface import BlazeFaceDetector
+from shared.image import decode_jpeg
+
+
+def count_looks(detector: BlazeFaceDetector, frames: Sequence[Any]) -> tuple[float, float]:
+    """Looks a frame (every kind together) and Haar votes counted a frame."""
+    looks = votes = 0
+    look, vote = detector._look, detector._votes
+
+    def counted_look(*args: Any) -> float:
+        nonlocal looks
+        looks += 1
+        return look(*args)
+
+    def counted_votes(*args: Any) -> int:
+        nonlocal votes
+        votes += 1
+        return vote(*args)
+
+    detector._look, detector._votes = counted_look, counted_votes  # type: ignore[method-assign,assignment]
+    try:
+        for frame in frames:
+            detector.detect(frame)
+    finally:
+        del detector._look, detector._votes
+    return looks / len(frames), votes / len(frames)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.second_look", description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--scenes", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("var/bench/second_look.json"))
+    args = parser.parse_args(argv)
+
+    faces, labels = load_faces(args.data, "test")
+    frames = [decode_jpeg(s.jpeg) for s in build_scenes(faces, labels, args.scenes, args.seed)]
+    detectors = {
+        "without looks": BlazeFaceDetector("short", tiled=True, second_look=False),
+        "with looks (default)": BlazeFaceDetector("short", tiled=True),
+    }
+    for detector in detectors.values():
+        detector.detect(frames[0])  # warm-up
+    spent: dict[str, list[float]] = {name: [] for name in detectors}
+    for _ in range(args.rounds):
+        for frame in frames:
+            for name, detector in detectors.items():
+                start = time.perf_counter()
+                detector.detect(frame)
+                spent[name].append((time.perf_counter() - start) * 1000)
+    median = {name: float(np.median(values)) for name, values in spent.items()}
+    looks, votes = count_looks(detectors["with looks (default)"], frames)
+    print(f"{len(frames)} scenes x {args.rounds} rounds; {looks:.2f} looks and {votes:.2f} "
+          "Haar votes a frame")  # fmt: skip
+    baseline = median["without looks"]
+    print_table(
+        ["detector", "ms/frame (median)", "x without looks"],
+        [[name, value, value / baseline] for name, value in median.items()],
+    )
+    result = {"scenes": len(frames), "rounds": args.rounds, "ms": median}
+    write_result(args.out, "second_look", {**result, "looks": looks, "votes": votes})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
