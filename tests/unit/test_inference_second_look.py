@@ -10,7 +10,6 @@ import pytest
 from services.inference.detectors.haar import load_cascade
 from services.inference.detectors.second_look import (
     EPS,
-    HAAR_SQUARE,
     LOOKS,
     context_square,
     face_logit,
@@ -18,7 +17,6 @@ from services.inference.detectors.second_look import (
     logit,
     unsure,
 )
-from shared.image import to_gray
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -63,16 +61,11 @@ def test_the_haar_cascade_votes_for_a_face_and_not_for_a_cat() -> None:
     from bench.scenes import photo_bgr
 
     cascade = load_cascade()
-
-    def votes(photo: str, box_xyxy: tuple[int, int, int, int]) -> int:
-        square, _, _ = context_square(photo_bgr(photo), box_xyxy, 2.0, HAAR_SQUARE)
-        return haar_votes(cascade, to_gray(square))
-
     # The astronaut's face, the cat's and the cup's rim, as BlazeFace boxes them.
-    assert votes("astronaut", (176, 76, 276, 176)) >= 3
-    assert votes("chelsea", (270, 8, 499, 237)) == 0
-    assert votes("coffee", (329, 265, 382, 318)) == 0
-    assert haar_votes(cascade, np.zeros((HAAR_SQUARE, HAAR_SQUARE), np.uint8)) == 0
+    assert haar_votes(cascade, photo_bgr("astronaut"), (176, 76, 276, 176)) >= 3
+    assert haar_votes(cascade, photo_bgr("chelsea"), (270, 8, 499, 237)) == 0
+    assert haar_votes(cascade, photo_bgr("coffee"), (329, 265, 382, 318)) == 0
+    assert haar_votes(cascade, np.zeros((480, 640, 3), np.uint8), (270, 190, 370, 290)) == 0
 
 
 def test_only_the_unsure_get_another_look_and_never_past_the_last() -> None:

@@ -26,14 +26,13 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import ImageU8, iou_matrix_xyxy, to_gray
+from shared.image import ImageU8, iou_matrix_xyxy
 
 from .base import DetectedFace, DetectorError, square_box_xywh
 from .haar import load_cascade
 from .letterbox import Letterbox, letterbox_rgb, tile_regions, to_frame_xyxy
 from .second_look import (
     CANDIDATE_SCORE,
-    HAAR_SQUARE,
     LOOK_FLOOR,
     LOOK_IOU,
     LOOKS,
@@ -312,11 +311,9 @@ class BlazeFaceDetector:
         return raw_boxes, sigmoid_scores(interpreter.get_tensor(self._scores)[0])
 
     def _votes(self, frame_bgr: ImageU8, lane: _Lane, candidate: _Candidate) -> int:
-        """The Haar cascade's votes (``second_look.haar_votes``) on the square twice the
-        candidate's side around it."""
+        """The Haar cascade's votes on the candidate (``second_look.haar_votes``)."""
         assert lane.cascade is not None  # lanes have cascades wherever looks are taken
-        square, _, _ = context_square(frame_bgr, candidate.box_xyxy, LOOKS[0].context, HAAR_SQUARE)
-        return haar_votes(lane.cascade, to_gray(square))
+        return haar_votes(lane.cascade, frame_bgr, candidate.box_xyxy)
 
     def _look(self, lane: _Lane, job: _LookJob) -> float:
         """The best score of a face found again on the box (IoU >= ``LOOK_IOU``) in the square

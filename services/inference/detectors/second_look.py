@@ -25,11 +25,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import ImageU8
+from shared.image import ImageU8, to_gray
 
 __all__ = [
     "CANDIDATE_SCORE",
-    "HAAR_SQUARE",
     "LOOKS",
     "LOOK_FLOOR",
     "LOOK_IOU",
@@ -110,21 +109,23 @@ def face_logit(score: float, looks: Sequence[float], votes: int) -> float:
     return look.bias + sum(w * v for w, v in zip(look.weights, values, strict=True))
 
 
-def haar_votes(cascade: cv2.CascadeClassifier, square_gray: ImageU8) -> int:
+def haar_votes(cascade: cv2.CascadeClassifier, frame_bgr: ImageU8, box_xyxy: npt.ArrayLike) -> int:
     """How many windows of a Haar ``cascade`` (each on its own, not grouped) take the centre
-    of ``square_gray``, the first look's square at ``HAAR_SQUARE`` pixels, for a face."""
-    side = square_gray.shape[0]
+    of the candidate ``box_xyxy`` (frame pixels) for a face, in the first look's square around
+    it cut from ``frame_bgr`` and brought to ``HAAR_SQUARE`` pixels."""
+    square, _, _ = context_square(frame_bgr, box_xyxy, LOOKS[0].context, HAAR_SQUARE)
     windows = cascade.detectMultiScale(
-        square_gray,
+        to_gray(square),
         scaleFactor=HAAR_STEP,
         minNeighbors=0,
         minSize=(HAAR_SIZES[0], HAAR_SIZES[0]),
         maxSize=(HAAR_SIZES[1], HAAR_SIZES[1]),
     )
     xywh = np.asarray(windows, np.float64).reshape(-1, 4)
-    off_x = np.abs(xywh[:, 0] + xywh[:, 2] / 2 - side / 2)
-    off_y = np.abs(xywh[:, 1] + xywh[:, 3] / 2 - side / 2)
-    return int(np.count_nonzero((off_x < HAAR_REACH[0] * side) & (off_y < HAAR_REACH[1] * side)))
+    off_x = np.abs(xywh[:, 0] + xywh[:, 2] / 2 - HAAR_SQUARE / 2)
+    off_y = np.abs(xywh[:, 1] + xywh[:, 3] / 2 - HAAR_SQUARE / 2)
+    near = (off_x < HAAR_REACH[0] * HAAR_SQUARE) & (off_y < HAAR_REACH[1] * HAAR_SQUARE)
+    return int(np.count_nonzero(near))
 
 
 def unsure(evidence: float, looks_taken: int) -> bool:
