@@ -106,7 +106,7 @@ def build_vgg_erasing(input_hw: tuple[int, int], num_classes: int) -> keras.Mode
 
 
 def build_vgg_student(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
-    """The default network as a distillation student (``training.distill``): its faces come
+    """The default network as a distillation student (``training.campaign``): its faces come
     jittered from outside (framing and camera), so inside it only mirrors them and erases."""
     return build_vgg(input_hw, num_classes, erasing=0.25, geometric=False, name="vgg_student")
 

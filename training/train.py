@@ -17,7 +17,14 @@ import numpy as np
 import numpy.typing as npt
 
 from shared.labels import EMOTIONS
-from shared.model_file import ModelMetadata, deflate_archive, utc_now_iso, write_model_files
+from shared.model_file import (
+    ModelFileError,
+    ModelMetadata,
+    deflate_archive,
+    read_metadata,
+    utc_now_iso,
+    write_model_files,
+)
 from training.data import Examples, class_weights, load_split, stratified_holdout
 
 log = logging.getLogger("training.train")
@@ -123,6 +130,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         default=DEFAULT_OUTPUT,
         help="model file to write (metadata goes beside it as .json)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="write --output even when this is a --limit run or scores below the model "
+        "already there (otherwise the result goes beside it as NAME.candidate.keras)",
     )
     return parser.parse_args(argv)
 
@@ -335,7 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not args.export_only:
         fit(config, run_dir, train, val)
-    export_best(config, run_dir, train, tune, val, output=args.output, ensemble=args.ensemble)
+    export_best(
+        config,
+        run_dir,
+        train,
+        tune,
+        val,
+        output=args.output,
+        ensemble=args.ensemble,
+        replace=args.replace,
+    )
     return 0
 
 
@@ -348,6 +370,7 @@ def export_best(
     *,
     output: Path,
     ensemble: Sequence[Path] = (),
+    replace: bool = False,
 ) -> ModelMetadata:
     """Wrap the run's best checkpoint (and those of ``ensemble`` runs) for serving, report on
     ``val``, write the model file."""
@@ -391,6 +414,9 @@ def export_best(
 
     from training.export import DEFAULT_WEIGHTS, tflite_bytes
 
+    output = destination(
+        output, metrics["accuracy"], limited_run=bool(config.limit), replace=replace
+    )
     metadata = write_model_files(
         output,
         save,
@@ -420,6 +446,35 @@ def export_best(
         metrics["recall_disgust"],
     )
     return metadata
+
+
+def candidate_path(output: Path) -> Path:
+    """Where a result that must not replace the served model goes: beside it."""
+    return output.with_name(f"{output.stem}.candidate{output.suffix}")
+
+
+def destination(output: Path, accuracy: float, *, limited_run: bool, replace: bool) -> Path:
+    """``output``, unless that would replace a served model by accident: a ``--limit`` run, or
+    one that scores below the model there on the same validation split, goes beside it
+    (workers hot-reload ``output``, so every live stream would get it)."""
+    if replace or not output.exists():
+        return output
+    if limited_run:
+        reason = "a --limit run (a smoke test) never replaces the served model"
+    else:
+        try:
+            served = read_metadata(output).metrics.get("accuracy", 0.0)
+        except ModelFileError as exc:
+            log.warning("the model at %s is unreadable (%s); replacing it", output, exc)
+            return output
+        if accuracy >= served:
+            return output
+        reason = f"its accuracy {accuracy:.4f} is below the served model's {served:.4f}"
+    aside = candidate_path(output)
+    log.warning(
+        "not replacing %s: %s; writing %s instead (--replace to override)", output, reason, aside
+    )
+    return aside
 
 
 def _epochs_of(run_dir: Path) -> int:

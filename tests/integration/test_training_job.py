@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from shared.labels import EMOTIONS
-from shared.model_file import read_metadata
+from shared.model_file import read_metadata, write_model_files
 from tests.fer_tiny import write_fer_csv, write_fer_folder
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -149,12 +150,13 @@ def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
     data = write_fer_folder(tmp_path / "fer")
     model = tmp_path / "emotion_model.keras"
     for seed, arch in (("1", "vgg"), ("2", "vgg-small")):
-        args = [*_train_args(data, tmp_path / f"run{seed}", model, 1), "--seed", seed]
+        args = [*_train_args(data, tmp_path / f"run{seed}", model, 1), "--seed", seed, "--replace"]
         assert train.main([*args, "--arch", arch]) == 0
     single = read_metadata(model)
     assert single.architecture == "vgg-small"
 
     ensemble_args = ["--export-only", "--run-dir", str(tmp_path / "run1"), "--output", str(model)]
+    ensemble_args.append("--replace")
     assert train.main([*ensemble_args, "--ensemble", str(tmp_path / "run2")]) == 0
     metadata = read_metadata(model)
     assert metadata.architecture == "vgg+vgg-small"
@@ -172,26 +174,55 @@ def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
     np.testing.assert_allclose(lite.classify(faces), probabilities, atol=0.02)
 
 
-def test_distill_trains_a_student_resumes_and_exports(
+def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    from training import distill, train
+    from training import campaign, train
 
     data = write_fer_folder(tmp_path / "fer", per_class=10)  # a 10% holdout keeps one a class
-    run_dir = tmp_path / "student"
-    args = ["--data", str(data), "--teacher", str(tiny_model_path), "--batch-size", "8"]
-    assert distill.main([*args, "--epochs", "2", "--run-dir", str(run_dir)]) == 0
-    assert _history_epochs(run_dir) == [0, 1]
-    assert (run_dir / "best.keras").is_file() and (run_dir / "last.keras").is_file()
-    # Resumed: the same run goes on to its last epoch, not from the start.
-    config = json.loads((run_dir / "config.json").read_text())
-    config["epochs"] = 3
-    (run_dir / "config.json").write_text(json.dumps(config))
-    assert distill.main([*args, "--run-dir", str(run_dir), "--resume"]) == 0
+    run_dir, carry = tmp_path / "run", tmp_path / "carry"
+    args = ["--data", str(data), "--teacher", str(tiny_model_path), "--init", ""]
+    args += ["--batch-size", "8", "--epochs", "3", "--carry", str(carry)]
+    # A budget of no time still trains one epoch (nothing says how long one takes), then stops.
+    assert campaign.main([*args, "--run-dir", str(run_dir), "--budget-minutes", "0"]) == 0
+    assert _history_epochs(run_dir) == [0]
+    assert (run_dir / "teacher.npy").is_file()
+    assert {p.name for p in carry.iterdir()} >= {"config.json", "last.keras", "history.csv"}
+    # Now an epoch's time is known, and it does not fit in no time.
+    assert campaign.main([*args, "--run-dir", str(run_dir), "--budget-minutes", "0"]) == 0
+    assert _history_epochs(run_dir) == [0]
+    # The run folder is gone (a fresh machine): the carried state goes on, not a new run.
+    shutil.rmtree(run_dir)
+    assert campaign.main([*args, "--run-dir", str(run_dir)]) == 0
     assert _history_epochs(run_dir) == [0, 1, 2]
+    assert _history_epochs(carry) == [0, 1, 2]
     # training.train exports the student like any run: model, .tflite and metadata.
     model = tmp_path / "student.keras"
     export = ["--export-only", "--run-dir", str(run_dir), "--output", str(model)]
     assert train.main(export) == 0
     assert read_metadata(model).architecture == "vgg-student"
     assert model.with_suffix(".tflite").is_file()
+
+
+def test_training_never_replaces_a_better_served_model_by_accident(tmp_path: Path) -> None:
+    from tests.conftest import TINY_METADATA, build_tiny_model
+    from training import train
+
+    data = write_fer_folder(tmp_path / "fer")
+    served = tmp_path / "models" / "emotion_model.keras"
+    # The served model claims an accuracy no one-epoch run on tiny data reaches.
+    metadata = {**TINY_METADATA, "metrics": {"accuracy": 1.0}}
+    write_model_files(served, build_tiny_model().save, metadata)
+    before = read_metadata(served).content_sha256
+
+    assert train.main(_train_args(data, tmp_path / "run", served, 1)) == 0
+    assert read_metadata(served).content_sha256 == before
+    candidate = train.candidate_path(served)
+    assert candidate.name == "emotion_model.candidate.keras"
+    assert read_metadata(candidate).architecture == "vgg"
+    # A --limit run goes aside whatever it scores; --replace is how a person means it.
+    assert train.destination(served, 2.0, limited_run=True, replace=False) == candidate
+    assert train.destination(served, 2.0, limited_run=False, replace=False) == served
+    export = ["--export-only", "--run-dir", str(tmp_path / "run"), "--output", str(served)]
+    assert train.main([*export, "--replace"]) == 0
+    assert read_metadata(served).architecture == "vgg"

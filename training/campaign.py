@@ -1,0 +1,370 @@
+"""A training campaign: one framing-tolerant network, trained over as many sessions as it takes.
+
+``python -m training.campaign --run-dir runs/campaign --budget-minutes 120``
+
+starts the run, or continues it from its last epoch, and stops at an epoch boundary before the
+budget is spent, saying how many epochs and minutes are left. Every epoch draws new framing and
+camera jitter (``training.augment``, as wide as the detector's box errs) on the training faces,
+and trains on a mix of the labels and the teacher's probabilities. The teacher (the served model)
+answers once per training face, on the face as FER2013 framed it, and its answers are kept in the
+run folder, so an epoch costs the student's pass alone.
+
+At every stop the run's resumable state (config, history, last and best checkpoints) is also
+copied to ``--carry`` (``models/campaign/`` in the repository, committed), so a machine without
+the run folder continues from there instead of starting again. ``training.train --export-only
+--run-dir RUN`` writes the served model file from the best checkpoint, as for any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from training.augment import Jitter, jitter_faces
+from training.data import Examples, class_weights, load_split
+from training.train import (
+    DEFAULT_DATA,
+    INPUT_HW,
+    TimeKeeper,
+    TrainConfig,
+    compile_model,
+    limited,
+    one_hot,
+    split_train,
+)
+
+log = logging.getLogger("training.campaign")
+
+#: The detector's box against FER2013's square on held-out clips: side x0.71-1.17 (10th-90th
+#: percentile), so the jitter spans a little more, with the centre and roll errors beside it.
+CAMPAIGN_JITTER = Jitter(scale=(0.7, 1.35), shift=0.12, roll=15.0)
+#: What ``--carry`` holds: enough to resume, nothing that is rebuilt cheaply (teacher answers).
+CARRIED = ("config.json", "campaign.json", "history.csv", "time.json", "last.keras", "best.keras")
+DEFAULT_CARRY = Path("models/campaign")
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """The run; ``train`` is what ``training.train --export-only`` reads back."""
+
+    train: TrainConfig
+    teacher: str
+    #: Weight of the teacher's probabilities in the target (the rest: the one-hot label).
+    teacher_weight: float
+    #: The served model whose first network the student starts from ("" for random weights).
+    init: str
+
+
+def teacher_answers(
+    run_dir: Path, teacher_path: Path, images: npt.NDArray[np.uint8]
+) -> npt.NDArray[np.float32]:
+    """The teacher's probabilities for every training face, computed once and kept."""
+    path = run_dir / "teacher.npy"
+    if path.is_file():
+        answers = np.load(path)
+        if answers.shape == (len(images), answers.shape[1]):
+            return np.asarray(answers, np.float32)
+        log.warning("%s is for another set of faces; asking the teacher again", path)
+    from shared.keras_layers import load_model
+
+    started = time.monotonic()
+    teacher = load_model(teacher_path)
+    answers = np.asarray(teacher.predict(images, batch_size=1024, verbose=0), np.float32)
+    np.save(path, answers)
+    log.info(
+        "teacher %s answered on %d faces in %.0f s",
+        teacher_path,
+        len(images),
+        time.monotonic() - started,
+    )
+    return answers
+
+
+def warm_start(student: Any, served_path: Path) -> None:
+    """Copy the weights of the served model's first network into ``student`` (same layout)."""
+    import keras
+
+    from shared.keras_layers import load_model
+
+    served = load_model(served_path)
+    members = [layer for layer in served.layers if isinstance(layer, keras.Model)]
+    if not members:
+        raise SystemExit(f"--init {served_path}: no network inside the served model")
+    source = [layer for layer in members[0].layers if layer.weights]
+    target = [layer for layer in student.layers if layer.weights]
+    shapes = [[w.shape for w in layer.weights] for layer in source]
+    if shapes != [[w.shape for w in layer.weights] for layer in target]:
+        raise SystemExit(f"--init {served_path}: its first network is not shaped as the student")
+    for src, dst in zip(source, target, strict=True):
+        dst.set_weights(src.get_weights())
+    log.info("student starts from %s's network %s", served_path, members[0].name)
+
+
+class Budget:
+    """Wall-clock budget of one invocation, and whether one more epoch fits in it."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60.0
+        self.started = time.monotonic()
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+    def fits(self, epoch_seconds: float) -> bool:
+        return self.left() > 1.1 * epoch_seconds
+
+
+def fit_campaign(
+    config: CampaignConfig,
+    run_dir: Path,
+    train: Examples,
+    val: Examples,
+    *,
+    teacher: npt.NDArray[np.float32],
+    budget: Budget,
+) -> list[dict[str, float]]:
+    """Train (or resume) until the last epoch or the budget; ``last.keras`` every epoch,
+    ``best.keras`` by val accuracy. Returns the run's whole history."""
+    import keras
+
+    from training.models import build_model
+
+    train_config = config.train
+    clock = TimeKeeper(run_dir / "time.json")
+    history_path = run_dir / "history.csv"
+    done = read_history(history_path)
+    last_path, best_path = run_dir / "last.keras", run_dir / "best.keras"
+    steps = int(np.ceil(len(train) / train_config.batch_size))
+    if done and last_path.is_file():
+        student = keras.saving.load_model(last_path, custom_objects=_custom_objects(), compile=True)
+        log.info("resuming %s after epoch %d", run_dir, len(done))
+    else:
+        done = []
+        student = build_model(train_config.arch, INPUT_HW)
+        if config.init:
+            warm_start(student, Path(config.init))
+        compile_model(student, train_config, steps)
+    best = max((row["val_accuracy"] for row in done), default=-1.0)
+    weights = class_weights(train.class_counts(), train_config.class_weight_power)
+    sample_weight = np.asarray([weights[int(label)] for label in train.labels], np.float32)
+    targets = config.teacher_weight * teacher + (1 - config.teacher_weight) * one_hot(train.labels)
+    val_targets = one_hot(val.labels)
+    for epoch in range(len(done), train_config.epochs):
+        # Guessed from the run's last epochs; a run with none yet trains one to find out.
+        expected = max((row["seconds"] for row in done[-3:]), default=0.0)
+        if expected and not budget.fits(expected):
+            log.info("budget: %.0f s left, an epoch takes about %.0f s", budget.left(), expected)
+            break
+        started = time.monotonic()
+        faces = jitter_faces(train.images, epoch_rng(train_config.seed, epoch), CAMPAIGN_JITTER)
+        jitter_s = time.monotonic() - started
+        order = np.random.default_rng([train_config.seed, epoch]).permutation(len(faces))
+        result = student.fit(
+            faces[order],
+            targets[order],
+            sample_weight=sample_weight[order],
+            batch_size=train_config.batch_size,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            shuffle=False,
+            validation_data=(val.images, val_targets),
+            verbose=0,
+        )
+        row = {key: float(values[-1]) for key, values in result.history.items()}
+        row["epoch"] = epoch
+        row["seconds"] = round(time.monotonic() - started, 1)
+        row["jitter_seconds"] = round(jitter_s, 1)
+        student.save(last_path)
+        if row["val_accuracy"] > best:
+            best = row["val_accuracy"]
+            student.save(best_path)
+        append_history(history_path, row)
+        done.append(row)
+        clock.save()
+        log.info(
+            "epoch %d/%d: loss %.4f, accuracy %.4f, val_accuracy %.4f (best %.4f), %.0f s",
+            epoch + 1,
+            train_config.epochs,
+            row["loss"],
+            row["accuracy"],
+            row["val_accuracy"],
+            best,
+            row["seconds"],
+        )
+    return done
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of one epoch's jitter: the same faces whether resumed or not."""
+    return np.random.default_rng([seed, epoch, 1])
+
+
+def summary(history: list[dict[str, float]], epochs: int, run_dir: Path) -> str:
+    """What a stop says: where the run is, its best, and what is left."""
+    if not history:
+        return f"{run_dir}: no epoch yet of {epochs}"
+    best = max(history, key=lambda row: row["val_accuracy"])
+    left = epochs - len(history)
+    recent = [row["seconds"] for row in history[-5:]]
+    per_epoch = float(np.median(recent))
+    text = (
+        f"{run_dir}: epoch {len(history)} of {epochs}, best PublicTest "
+        f"{best['val_accuracy']:.4f} at epoch {int(best['epoch']) + 1}; "
+    )
+    if left <= 0:
+        return text + "finished"
+    return text + (
+        f"{left} epochs left, about {left * per_epoch / 60:.0f} min at {per_epoch:.0f} s an epoch"
+    )
+
+
+def _custom_objects() -> dict[str, Any]:
+    from shared.keras_layers import CUSTOM_OBJECTS
+
+    return dict(CUSTOM_OBJECTS)
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def append_history(path: Path, row: dict[str, float]) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def copy_state(source: Path, destination: Path) -> None:
+    """Copy the carried files of a run folder, each through a temporary name and a rename."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in CARRIED:
+        if (source / name).is_file():
+            tmp = destination / f".{name}.partial"
+            shutil.copyfile(source / name, tmp)
+            os.replace(tmp, destination / name)
+
+
+def prepare(run_dir: Path, carry: Path | None, fresh: CampaignConfig) -> CampaignConfig:
+    """The run's config: the run folder's, else the carried state's (copied in), else ``fresh``
+    written to a new run folder."""
+    config_path = run_dir / "config.json"
+    if not config_path.is_file() and carry is not None and (carry / "config.json").is_file():
+        log.info("no run in %s: continuing the carried run %s", run_dir, carry)
+        copy_state(carry, run_dir)
+    if config_path.is_file():
+        extra = json.loads((run_dir / "campaign.json").read_text())
+        train = TrainConfig(**json.loads(config_path.read_text()))
+        return CampaignConfig(train, extra["teacher"], extra["teacher_weight"], extra["init"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(asdict(fresh.train), indent=2) + "\n")
+    extra = {"teacher": fresh.teacher, "teacher_weight": fresh.teacher_weight, "init": fresh.init}
+    (run_dir / "campaign.json").write_text(json.dumps(extra, indent=2) + "\n")
+    return fresh
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.campaign", description=__doc__)
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/campaign"))
+    parser.add_argument(
+        "--carry",
+        type=Path,
+        default=DEFAULT_CARRY,
+        help="where every stop copies the run's resumable state, and where a missing run "
+        "folder is continued from (--carry '' for neither)",
+    )
+    parser.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=float("inf"),
+        help="stop at an epoch boundary before this much wall-clock time has passed",
+    )
+    new = parser.add_argument_group("a new run (ignored when continuing one)")
+    new.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    new.add_argument("--teacher", type=Path, default=Path("models/emotion_model.keras"))
+    new.add_argument(
+        "--init",
+        default="models/emotion_model.keras",
+        help="served model whose first network the student starts from ('' for random)",
+    )
+    new.add_argument("--arch", default="vgg-student")
+    new.add_argument("--epochs", type=int, default=60)
+    new.add_argument("--batch-size", type=int, default=128)
+    new.add_argument("--learning-rate", type=float, default=0.02)
+    new.add_argument("--teacher-weight", type=float, default=0.6)
+    new.add_argument("--seed", type=int, default=2026)
+    new.add_argument("--limit", type=int, default=0, help="examples per split (smoke tests)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    budget = Budget(args.budget_minutes)
+    carry: Path | None = args.carry if str(args.carry) not in ("", ".") else None
+    fresh = CampaignConfig(
+        TrainConfig(
+            data=str(args.data),
+            arch=args.arch,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            weight_decay=5e-4,
+            label_smoothing=0.0,
+            class_weight_power=0.5,
+            holdout=0.1,
+            patience=args.epochs,
+            seed=args.seed,
+            limit=args.limit,
+        ),
+        teacher=str(args.teacher),
+        teacher_weight=args.teacher_weight,
+        init=str(args.init or ""),
+    )
+    config = prepare(args.run_dir, carry, fresh)
+    import keras
+
+    keras.utils.set_random_seed(config.train.seed)
+    data = Path(config.train.data)
+    train, _ = split_train(load_split(data, "train"), config.train)
+    val = limited(load_split(data, "test"), config.train.limit, config.train.seed)
+    log.info(
+        "campaign %s (%s, teacher %s): train %d, val %d",
+        args.run_dir,
+        config.train.arch,
+        config.teacher,
+        len(train),
+        len(val),
+    )
+    teacher = teacher_answers(args.run_dir, Path(config.teacher), train.images)
+    history = fit_campaign(config, args.run_dir, train, val, teacher=teacher, budget=budget)
+    if carry is not None and carry.resolve() != args.run_dir.resolve():
+        copy_state(args.run_dir, carry)
+        log.info("carried the run's state to %s", carry)
+    print(summary(history, config.train.epochs, args.run_dir), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
