@@ -75,7 +75,7 @@ def teacher_answers(
     path = run_dir / "teacher.npy"
     if path.is_file():
         answers = np.load(path)
-        if answers.shape == (len(images), answers.shape[1]):
+        if len(answers) == len(images):
             return np.asarray(answers, np.float32)
         log.warning("%s is for another set of faces; asking the teacher again", path)
     from shared.keras_layers import load_model
@@ -190,7 +190,8 @@ def fit_campaign(
         student.save(last_path)
         if row["val_accuracy"] > best:
             best = row["val_accuracy"]
-            student.save(best_path)
+            # The same bytes as last.keras: no second serialisation, and git keeps one blob.
+            shutil.copyfile(last_path, best_path)
         append_history(history_path, row)
         done.append(row)
         clock.save()
