@@ -1,17 +1,21 @@
 """End-to-end accuracy: does the model's accuracy reach the faces on screen?
 
 Builds scenes of FER2013 faces (``bench.scenes``: 1-3 faces of 60-300 px per 640x480 frame,
-photo or synthetic backgrounds, lighting, blur, noise, JPEG) and runs the worker's own
-``prepare_frame`` (decode, detect, ``model_crop``) and classifier on each, as the service does.
+photo or synthetic backgrounds, lighting, blur, noise, JPEG; by default each face inside a
+drawn head with hair, ears, neck and shoulders, its border blended, among clutter) and runs
+the worker's own ``prepare_frame`` (decode, detect, ``model_crop``) and classifier on each, as
+the service does.
 Per detector (and for the truth boxes, which show what the camera alone costs) it reports
 recall (a truth face matched by a detection with IoU >= 0.3), false detections per frame,
 accuracy on the faces found, the same faces' accuracy at their own FER2013 framing (the
-ceiling), the gap, the share of all faces with the right emoji, and detect ms per frame
+ceiling), the gap, the share of all faces with the right emoji, detect ms per frame, and the
+spread of the detector's box side against the true square (10th, 50th, 90th percentile)
 (and, for a BlazeFace detector, the same with the crops' eye line left tilted);
 ``fer`` (its ``FER().detect_emotions``, in its own venv, see bench.fer_baseline) runs on the
 very same JPEGs. Scores use ``test/`` faces only.
 
     .venv/bin/python -m bench.accuracy [--scenes 400] [--clips 120] [--detectors blazeface,...]
+        [--kind heads|pasted]
         [--fer-python .venv-bench/bin/python] [--framing-curve] [--out var/bench/accuracy.json]
 
 On clips (12 frames each, the faces moving a little) it compares the label the user sees (the
@@ -121,13 +125,17 @@ def build_scenes(
     labels: npt.NDArray[np.int64],
     count: int,
     seed: int,
+    *,
     roll_deg: float = 0.0,
+    kind: str = "pasted",
 ) -> list[Any]:
     from bench.scenes import backgrounds, make_scene
 
     rng = np.random.default_rng(seed)
     photos = backgrounds()
-    return [make_scene(rng, faces, labels, photos, roll_deg=roll_deg) for _ in range(count)]
+    return [
+        make_scene(rng, faces, labels, photos, roll_deg=roll_deg, kind=kind) for _ in range(count)
+    ]
 
 
 def worker_prepare(
@@ -285,10 +293,11 @@ def fer_only(folder: Path) -> None:
     print(json.dumps({"frames": frames, "detect_ms": float(np.median(spent))}))
 
 
-def fit_framing(
+def box_ratios(
     scenes: Sequence[Any], boxes: Sequence[Sequence[tuple[int, ...]]]
-) -> dict[str, float]:
-    """Median ratios of the pasted FER2013 square to each detector box that found it."""
+) -> tuple[list[float], list[float], list[float]]:
+    """For every wholly visible face a detector found: the pasted FER2013 square's side over
+    the box's side, and the square's centre minus the box's, in box sides (x, then y)."""
     scales, shifts_x, shifts_y = [], [], []
     for scene, found in zip(scenes, boxes, strict=True):
         inside = [face for face in scene.faces if _visible(face.box_xywh) == face.box_xywh]
@@ -300,6 +309,24 @@ def fit_framing(
             scales.append(tside / side)
             shifts_x.append((tx + tside / 2 - (x + w / 2)) / side)
             shifts_y.append((ty + tside / 2 - (y + h / 2)) / side)
+    return scales, shifts_x, shifts_y
+
+
+def box_spread(
+    scenes: Sequence[Any], boxes: Sequence[Sequence[tuple[int, ...]]]
+) -> dict[str, float]:
+    """Percentiles (10, 50, 90) of the detector box's side over the true square's side."""
+    scales, _, _ = box_ratios(scenes, boxes)
+    sides = 1.0 / np.asarray(scales) if scales else np.ones(1)
+    p10, p50, p90 = (float(v) for v in np.percentile(sides, [10, 50, 90]))
+    return {"box_side_p10": p10, "box_side_p50": p50, "box_side_p90": p90}
+
+
+def fit_framing(
+    scenes: Sequence[Any], boxes: Sequence[Sequence[tuple[int, ...]]]
+) -> dict[str, float]:
+    """Median ratios of the pasted FER2013 square to each detector box that found it."""
+    scales, shifts_x, shifts_y = box_ratios(scenes, boxes)
     return {
         "faces": len(scales),
         "scale": float(np.median(scales)) if scales else 1.0,
@@ -334,6 +361,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--kind",
+        choices=("heads", "pasted"),
+        default="heads",
+        help="faces in drawn heads among clutter, or bare squares (bench.scenes)",
+    )
+    parser.add_argument(
         "--roll", type=float, default=0.0, help="tilt each face by up to this many degrees"
     )
     parser.add_argument(
@@ -366,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     detectors = [name for name in args.detectors.split(",") if name]
     if args.fit:
         faces, labels = load_faces(args.data, "train")
-        scenes = build_scenes(faces, labels, args.scenes, args.seed)
+        scenes = build_scenes(faces, labels, args.scenes, args.seed, kind=args.kind)
         fits = {}
         for name in detectors:
             _, _, boxes = run_ours(name, scenes, classifier, Framing())
@@ -376,13 +409,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     faces, labels = load_faces(args.data, "test")
-    scenes = build_scenes(faces, labels, args.scenes, args.seed, args.roll)
+    scenes = build_scenes(faces, labels, args.scenes, args.seed, roll_deg=args.roll, kind=args.kind)
     right_at_own_framing = ceiling(classifier, scenes, faces)
     rows: list[dict[str, Any]] = [
         {
             "path": "ours, truth boxes (perfect detection and framing)",
             **score(scenes, truth_boxes(scenes, classifier), right_at_own_framing),
             "detect_ms": float("nan"),
+            **box_spread(scenes, [[f.box_xywh for f in s.faces] for s in scenes]),
         }
     ]
     paths: list[tuple[str, str, Framing | None]] = [(f"ours, {n}", n, None) for n in detectors]
@@ -391,12 +425,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         tilted = framing_for(detectors[0], align_roll=False)
         paths.append((f"ours, {detectors[0]}, eye line not levelled", detectors[0], tilted))
     for path, name, framing in paths:
-        detections, detect_ms, _ = run_ours(name, scenes, classifier, framing)
+        detections, detect_ms, boxes = run_ours(name, scenes, classifier, framing)
         rows.append(
             {
                 "path": path,
                 **score(scenes, detections, right_at_own_framing),
                 "detect_ms": detect_ms,
+                **box_spread(scenes, boxes),
             }
         )
     if args.fer_python.is_file():
@@ -407,32 +442,42 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "path": "fer (Haar + its model)",
                 **score(scenes, detections, fer_ceiling),
                 "detect_ms": detect_ms,
+                **box_spread(scenes, [[d.box_xywh for d in frame] for frame in detections]),
             }
         )
         rows[-1]["ceiling_found"] = rows[-1]["gap"] = float("nan")
     else:
         print(f"(fer skipped: {args.fer_python} not found; see bench/fer_baseline.py)")
     print(
-        f"{len(scenes)} scenes, {rows[0]['faces']} faces; model {classifier.version}; "
+        f"{len(scenes)} {args.kind} scenes, {rows[0]['faces']} faces; model {classifier.version}; "
         f"right at their own framing (ceiling): {rows[0]['ceiling_all']:.3f}"
     )
     print_table(
-        ["path", "recall", "false/frame", "acc found", "ceiling", "gap", "right emoji", "ms"],
+        ["path", "recall", "false/frame", "acc found", "ceiling", "gap", "right emoji", "ms",
+         "box p10", "p50", "p90"],
         [
             [
                 r["path"], r["recall"], r["false_per_frame"], r["accuracy_found"],
                 r["ceiling_found"], r["gap"], r["right_emoji"], r["detect_ms"],
+                r["box_side_p10"], r["box_side_p50"], r["box_side_p90"],
             ]
             for r in rows
         ],
     )  # fmt: skip
-    result: dict[str, Any] = {"scenes": len(scenes), "model": classifier.version, "rows": rows}
+    result: dict[str, Any] = {
+        "scenes": len(scenes),
+        "kind": args.kind,
+        "model": classifier.version,
+        "rows": rows,
+    }
     if args.clips:
         from bench.scenes import backgrounds, make_clip
 
         rng = np.random.default_rng(args.seed + 1)
         photos = backgrounds()
-        clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(args.clips)]
+        clips = [
+            make_clip(rng, faces, labels, photos, 12, kind=args.kind) for _ in range(args.clips)
+        ]
         shown = shown_vs_raw(detectors[0], clips, classifier)
         print(
             f"\nclips ({detectors[0]}): {shown['frames']} frames, {shown['faces_found']} faces "

@@ -5,6 +5,12 @@ out of the frame), on a photo or synthetic background, under drawn lighting, blu
 JPEG quality, as a webcam and the capture service would deliver it; a clip is a few such frames
 in which the same faces move a little. A face's truth is the
 square it was pasted into (its FER2013 framing) and its label. Pure numpy/OpenCV, seeded.
+
+Two kinds: ``pasted`` squares (the face's 48x48 frame, edges and all, on the background), and
+``heads`` (the default of ``bench.accuracy``): each face given the context a camera sees and
+FER2013's crops cut away (hair above and beside it, ears, a neck and shoulders in clothes),
+its square's border blended into that head, on a background with clutter (frames, text,
+lines) whose edges pull a detector's box.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import numpy.typing as npt
 
 __all__ = [
     "FRAME_WH",
+    "KINDS",
     "Scene",
     "TruthFace",
     "backgrounds",
@@ -46,6 +53,24 @@ BACKGROUND_NAMES: Final = (
     "text",
 )
 Image = npt.NDArray[np.uint8]
+KINDS: Final = ("heads", "pasted")
+#: BGR colours of hair (black, browns, blond, grey, red) and of clothes.
+HAIR: Final = (
+    (20, 20, 25),
+    (30, 45, 70),
+    (40, 70, 110),
+    (90, 150, 200),
+    (150, 150, 155),
+    (40, 60, 150),
+)
+CLOTHES: Final = (
+    (40, 40, 40),
+    (200, 200, 200),
+    (120, 60, 30),
+    (40, 40, 150),
+    (60, 110, 60),
+    (150, 120, 90),
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +156,123 @@ def _place(
     return None
 
 
+@dataclass(frozen=True)
+class Figure:
+    """How a head around a face looks: hair, skin and clothes, drawn to the face's square."""
+
+    hair_bgr: tuple[int, int, int]
+    #: Hair height above the square and width beside it, as shares of the side (0: none).
+    hair_up: float
+    hair_wide: float
+    clothes_bgr: tuple[int, int, int]
+    shoulders_wide: float
+    texture_seed: int
+
+
+def _figure(rng: np.random.Generator) -> Figure:
+    bald = rng.random() < 0.2
+    return Figure(
+        hair_bgr=HAIR[int(rng.integers(len(HAIR)))],
+        hair_up=0.0 if bald else float(rng.uniform(0.08, 0.35)),
+        hair_wide=0.0 if bald else float(rng.uniform(0.0, 0.2)),
+        clothes_bgr=CLOTHES[int(rng.integers(len(CLOTHES)))],
+        shoulders_wide=float(rng.uniform(1.0, 1.4)),
+        texture_seed=int(rng.integers(2**32)),
+    )
+
+
+def _texture(shape: tuple[int, int], seed: int, scale: float) -> npt.NDArray[np.float32]:
+    """Smooth multiplicative noise around 1 (strands, folds), the same for the same seed."""
+    noise = np.random.default_rng(seed).normal(1.0, 0.25, shape).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(noise, (0, 0), max(scale, 0.5)), np.float32)
+
+
+def _skin(face: Image, tint: bool) -> tuple[int, int, int]:
+    """The colour of the face's centre, as neck and ears show it (a little darker)."""
+    side = face.shape[0]
+    grey = float(np.median(face[side // 4 : 3 * side // 4, side // 4 : 3 * side // 4])) * 0.9
+    cast = (0.82, 0.9, 1.0) if tint else (1.0, 1.0, 1.0)
+    return (int(grey * cast[0]), int(grey * cast[1]), int(grey * cast[2]))
+
+
+def _draw_figure(
+    frame: Image, box: tuple[int, int, int, int], figure: Figure, skin: tuple[int, int, int]
+) -> None:
+    """Shoulders, neck, ears and hair behind the face's square (the face goes on top)."""
+    x, y, side, _ = box
+    cx, cy = x + side / 2, y + side / 2
+    layer = frame.copy()
+    # Shoulders: a wide half-ellipse in clothes below the chin, with a neckline.
+    shoulders = (round(cx), round(cy + side * 1.25))
+    axes = (round(side * figure.shoulders_wide), round(side * 0.6))
+    cv2.ellipse(layer, shoulders, axes, 0, 180, 360, figure.clothes_bgr, -1)
+    cv2.rectangle(
+        layer,
+        (round(cx - side * figure.shoulders_wide), shoulders[1]),
+        (round(cx + side * figure.shoulders_wide), round(cy + side * 3)),
+        figure.clothes_bgr,
+        -1,
+    )
+    neck = (round(cx - side * 0.2), round(cy + side * 0.2), round(cx + side * 0.2))
+    cv2.rectangle(layer, neck[:2], (neck[2], round(cy + side * 0.8)), skin, -1)
+    cv2.ellipse(layer, (round(cx), round(cy + side * 0.8)), (round(side * 0.2), round(side * 0.12)),
+                0, 0, 180, skin, -1)  # fmt: skip
+    for direction in (-1, 1):  # ears at the eyes' height
+        ear = (round(cx + direction * side * 0.47), round(cy + side * 0.02))
+        cv2.ellipse(layer, ear, (round(side * 0.07), round(side * 0.13)), 0, 0, 360, skin, -1)
+    if figure.hair_up:
+        top = side * (0.5 + figure.hair_up)
+        centre = (round(cx), round(cy - top + side * 0.55))
+        hair_axes = (round(side * (0.5 + figure.hair_wide)), round(side * 0.55))
+        cv2.ellipse(layer, centre, hair_axes, 0, 180, 360, figure.hair_bgr, -1)
+        if figure.hair_wide > 0.08:  # hair down the sides, past the ears
+            for direction in (-1, 1):
+                x0 = round(cx + direction * side * 0.42)
+                x1 = round(cx + direction * side * (0.5 + figure.hair_wide))
+                corners = (min(x0, x1), centre[1]), (max(x0, x1), round(cy + side * 0.35))
+                cv2.rectangle(layer, *corners, figure.hair_bgr, -1)
+    changed = np.any(layer != frame, axis=2)
+    if changed.any():
+        grain = _texture(frame.shape[:2], figure.texture_seed, side / 60)
+        shaded = layer.astype(np.float32) * grain[..., None]
+        frame[changed] = np.clip(shaded[changed], 0, 255).astype(np.uint8)
+
+
+def _blend_mask(side: int) -> npt.NDArray[np.float32]:
+    """1 over the face, falling to 0 at its square's border (a rounded square, soft edge), so
+    that the square's corners show the head behind rather than a hard edge."""
+    u = np.abs(np.linspace(-1.0, 1.0, side, dtype=np.float32))
+    radius = (u[None, :] ** 4 + u[:, None] ** 4) ** 0.25
+    return np.asarray(np.clip((1.0 - radius) / 0.18, 0.0, 1.0), np.float32)
+
+
+def _clutter(frame: Image, rng: np.random.Generator) -> None:
+    """Edges a room has and a box regressor can be pulled by: picture frames, lines, text."""
+    height, width = frame.shape[:2]
+    for _ in range(int(rng.integers(1, 6))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        kind = rng.random()
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        if kind < 0.4:
+            x1, y1 = x0 + int(rng.integers(60, 300)), y0 + int(rng.integers(60, 300))
+            cv2.rectangle(frame, (x0, y0), (x1, y1), colour, int(rng.integers(2, 12)))
+        elif kind < 0.7:
+            x1, y1 = int(rng.integers(0, width)), int(rng.integers(0, height))
+            cv2.line(frame, (x0, y0), (x1, y1), colour, int(rng.integers(1, 6)))
+        else:
+            letters = "".join(chr(int(c)) for c in rng.integers(65, 91, int(rng.integers(3, 12))))
+            cv2.putText(frame, letters, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX,
+                        float(rng.uniform(0.5, 2.0)), colour, int(rng.integers(1, 4)))  # fmt: skip
+
+
 def _paste(
-    frame: Image, face_gray: Image, box: tuple[int, int, int, int], tint: bool, roll_deg: float
+    frame: Image,
+    face_gray: Image,
+    box: tuple[int, int, int, int],
+    tint: bool,
+    roll_deg: float,
+    *,
+    blend: bool = False,
 ) -> None:
     x, y, side, _ = box
     face = cv2.resize(face_gray, (side, side), interpolation=cv2.INTER_CUBIC)
@@ -145,7 +285,14 @@ def _paste(
         face_bgr *= np.array([0.82, 0.9, 1.0], np.float32)
     height, width = frame.shape[:2]
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
-    frame[y0:y1, x0:x1] = np.clip(face_bgr[y0 - y : y1 - y, x0 - x : x1 - x], 0, 255)
+    if x1 <= x0 or y1 <= y0:
+        return
+    inside = (slice(y0 - y, y1 - y), slice(x0 - x, x1 - x))
+    if blend:
+        alpha = _blend_mask(side)[inside][..., None]
+        under = frame[y0:y1, x0:x1].astype(np.float32)
+        face_bgr[inside] = face_bgr[inside] * alpha + under * (1.0 - alpha)
+    frame[y0:y1, x0:x1] = np.clip(face_bgr[inside], 0, 255)
 
 
 def make_scene(
@@ -156,10 +303,11 @@ def make_scene(
     *,
     sides: tuple[int, int] = (60, 300),
     roll_deg: float = 0.0,
+    kind: str = "pasted",
 ) -> Scene:
     """One scene with 1-3 of ``faces`` (N, 48, 48[, 1]) drawn at random, as a JPEG; each face
-    tilted by up to ``roll_deg`` either way."""
-    return make_clip(rng, faces, labels, photos, 1, sides=sides, roll_deg=roll_deg)[0]
+    tilted by up to ``roll_deg`` either way; ``kind`` is one of KINDS."""
+    return make_clip(rng, faces, labels, photos, 1, sides=sides, roll_deg=roll_deg, kind=kind)[0]
 
 
 def make_clip(
@@ -172,10 +320,13 @@ def make_clip(
     sides: tuple[int, int] = (60, 300),
     step_px: int = 4,
     roll_deg: float = 0.0,
+    kind: str = "pasted",
 ) -> list[Scene]:
     """``frames`` scenes of the same faces on the same background, each face moving by up to
     ``step_px`` per frame and tilted by up to ``roll_deg`` either way (the first frame is
-    ``make_scene``'s)."""
+    ``make_scene``'s); ``kind`` is one of KINDS."""
+    if kind not in KINDS:
+        raise ValueError(f"scene kind {kind!r}: expected one of {', '.join(KINDS)}")
     background = _background(rng, photos)
     truth: list[TruthFace] = []
     tints: list[bool] = []
@@ -190,6 +341,10 @@ def make_clip(
     camera_seed = int(rng.integers(2**32))
     # Drawn after everything else so that roll 0 gives the scenes it always gave.
     rolls = [float(rng.uniform(-roll_deg, roll_deg)) if roll_deg else 0.0 for _ in truth]
+    heads = kind == "heads"
+    figures = [_figure(rng) for _ in truth] if heads else []
+    if heads:
+        _clutter(background, rng)
     clip = []
     for number in range(frames):
         if number:
@@ -207,8 +362,12 @@ def make_clip(
                 for face in truth
             ]
         frame = background.copy()
-        for face, tint, roll in zip(truth, tints, rolls, strict=True):
-            _paste(frame, faces[face.index].reshape(faces.shape[1:3]), face.box_xywh, tint, roll)
+        grey = [faces[face.index].reshape(faces.shape[1:3]) for face in truth]
+        # Every body first, then every face: a neighbour's shoulder never hides a face.
+        for face, figure, tint, image in zip(truth, figures, tints, grey, strict=False):
+            _draw_figure(frame, face.box_xywh, figure, _skin(image, tint))
+        for face, tint, roll, image in zip(truth, tints, rolls, grey, strict=True):
+            _paste(frame, image, face.box_xywh, tint, roll, blend=heads)
         clip.append(Scene(_shoot(frame, np.random.default_rng(camera_seed)), tuple(truth)))
     return clip
 

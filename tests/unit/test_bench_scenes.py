@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bench.accuracy import Detection, match, score
 from bench.scenes import FRAME_WH, backgrounds, make_scene
@@ -67,3 +68,30 @@ def test_a_rolled_scene_tilts_the_same_faces_in_the_same_places() -> None:
         x0, y0 = max(x, 0), max(y, 0)
         inside = (slice(y0, y + side), slice(x0, x + side))
         assert np.abs(a[inside].astype(int) - b[inside].astype(int)).mean() > 5
+
+
+def test_heads_put_the_same_faces_in_a_head_with_neck_and_shoulders() -> None:
+    faces, labels = _faces()
+    photos = backgrounds()
+    for seed in range(6):
+        pasted = make_scene(np.random.default_rng(seed), faces, labels, photos)
+        heads = make_scene(np.random.default_rng(seed), faces, labels, photos, kind="heads")
+        assert heads.faces == pasted.faces
+        a, b = decode_jpeg(pasted.jpeg).astype(int), decode_jpeg(heads.jpeg).astype(int)
+        for face in heads.faces:
+            x, y, side, _ = face.box_xywh
+            centre_x = x + side // 2
+            neck = (slice(y + side + 2, y + side + side // 4), slice(centre_x - 4, centre_x + 4))
+            if y + side + side // 4 <= FRAME_WH[1] and 4 <= centre_x <= FRAME_WH[0] - 4:
+                assert np.abs(a[neck] - b[neck]).mean() > 3, (seed, face)
+            # The square's middle is the face itself in both.
+            middle = (slice(y + side * 2 // 5, y + side * 3 // 5), slice(x + side * 2 // 5,
+                      x + side * 3 // 5))  # fmt: skip
+            if x >= 0 and y >= 0 and x + side <= FRAME_WH[0] and y + side <= FRAME_WH[1]:
+                assert np.abs(a[middle] - b[middle]).mean() < 12, (seed, face)
+
+
+def test_an_unknown_scene_kind_is_refused() -> None:
+    faces, labels = _faces()
+    with pytest.raises(ValueError, match="scene kind"):
+        make_scene(np.random.default_rng(0), faces, labels, [], kind="cartoon")
