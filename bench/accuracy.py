@@ -186,11 +186,19 @@ def run_ours(
     return out, float(np.median(detect_ms)) if detect_ms else 0.0, boxes
 
 
-def shown_vs_raw(
-    detector_name: str, clips: Sequence[Sequence[Any]], classifier: Any
-) -> dict[str, float]:
-    """On clips, the label the user sees (the worker's tracker: smoothing and hold, at its
-    default settings) against the per-frame argmax, both on the faces found."""
+@dataclass
+class Followed:
+    """A stream of frames through the worker: per frame, the detections with the per-frame
+    argmax, the label shown for each (tracker: smoothing and hold) and detect ms."""
+
+    detections: list[list[Detection]]
+    shown: list[list[int]]
+    detect_ms: list[float]
+
+
+def follow(detector_name: str, streams: Sequence[Sequence[Any]], classifier: Any) -> Followed:
+    """Each of ``streams`` (frames in order) as one stream through the worker's detector,
+    classifier and tracker at their default settings; the frames' results, streams in order."""
     from services.inference.main import make_tracker
     from services.inference.pipeline import label_faces
     from services.inference.settings import WorkerSettings
@@ -198,21 +206,33 @@ def shown_vs_raw(
 
     settings = WorkerSettings()
     prepare = worker_prepare(detector_name, classifier)
-    found = raw_right = shown_right = 0
-    for number, clip in enumerate(clips):
-        tracker = make_tracker(settings)
-        for seq, scene in enumerate(clip):
-            prepared = prepare(scene, f"clip-{number}", seq)
+    tracker = make_tracker(settings)
+    out = Followed([], [], [])
+    for number, frames in enumerate(streams):
+        for seq, scene in enumerate(frames):
+            prepared = prepare(scene, f"stream-{number}", seq)
             probabilities = classifier.classify(prepared.faces_gray)
             shown = label_faces(prepared, probabilities, tracker)
             raw = np.argmax(probabilities, axis=1)
-            truth = [_visible(face.box_xywh) for face in scene.faces]
-            for ti, fi in match(truth, prepared.boxes_xywh).items():
-                found += 1
-                raw_right += int(raw[fi]) == scene.faces[ti].label
-                shown_right += EMOTIONS.index(shown[fi].label) == scene.faces[ti].label
+            out.detections.append(
+                [Detection(tuple(b), int(r)) for b, r in zip(prepared.boxes_xywh, raw, strict=True)]
+            )
+            out.shown.append([EMOTIONS.index(face.label) for face in shown])
+            out.detect_ms.append(prepared.detect_ms)
+    return out
+
+
+def shown_vs_raw(scenes: Sequence[Any], followed: Followed) -> dict[str, float]:
+    """The label shown against the per-frame argmax, on the faces found."""
+    found = raw_right = shown_right = 0
+    for scene, detections, shown in zip(scenes, followed.detections, followed.shown, strict=True):
+        truth = [_visible(face.box_xywh) for face in scene.faces]
+        for ti, fi in match(truth, [d.box_xywh for d in detections]).items():
+            found += 1
+            raw_right += detections[fi].label == scene.faces[ti].label
+            shown_right += shown[fi] == scene.faces[ti].label
     return {
-        "frames": sum(len(clip) for clip in clips),
+        "frames": len(scenes),
         "faces_found": found,
         "raw_accuracy_found": raw_right / max(found, 1),
         "shown_accuracy_found": shown_right / max(found, 1),
@@ -355,6 +375,50 @@ def framing_curve(
     return rows
 
 
+def moving(
+    args: argparse.Namespace,
+    detectors: Sequence[str],
+    faces: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    classifier: Any,
+) -> list[dict[str, Any]]:
+    """Every detector on the same shots (faces moving, turning, entering, leaving; cuts), as
+    one stream: recall, false detections, accuracy on found faces, detect ms per frame, and
+    the label shown against the per-frame argmax."""
+    from bench.common import print_table
+    from bench.scenes import backgrounds, make_shots
+
+    rng = np.random.default_rng(args.seed + 2)
+    scenes, starts = make_shots(rng, faces, labels, backgrounds(), args.shots, kind=args.kind)
+    right = ceiling(classifier, scenes, faces)
+    rows = []
+    for name in detectors:
+        followed = follow(name, [scenes], classifier)
+        rows.append(
+            {
+                "path": f"ours, {name}",
+                **score(scenes, followed.detections, right),
+                "detect_ms": float(np.mean(followed.detect_ms)),
+                "detect_ms_p50": float(np.median(followed.detect_ms)),
+                **shown_vs_raw(scenes, followed),
+            }
+        )
+    print(f"\n{args.shots} shots ({len(scenes)} frames, {len(starts) - 1} cuts), {args.kind}:")
+    print_table(
+        ["path", "recall", "false/frame", "acc found", "gap", "ms mean", "ms p50", "argmax",
+         "shown"],
+        [
+            [
+                r["path"], r["recall"], r["false_per_frame"], r["accuracy_found"], r["gap"],
+                r["detect_ms"], r["detect_ms_p50"], r["raw_accuracy_found"],
+                r["shown_accuracy_found"],
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -382,6 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=120,
         help="clips of 12 frames for the label shown (tracker) vs the per-frame argmax; 0: none",
+    )
+    parser.add_argument(
+        "--shots",
+        type=int,
+        default=40,
+        help="shots of 8-24 frames, cut one to the next, faces moving (every detector); 0: none",
     )
     parser.add_argument("--fit", action="store_true", help="fit each detector's framing on train/")
     parser.add_argument("--fer-only", type=Path, help=argparse.SUPPRESS)
@@ -478,13 +548,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         clips = [
             make_clip(rng, faces, labels, photos, 12, kind=args.kind) for _ in range(args.clips)
         ]
-        shown = shown_vs_raw(detectors[0], clips, classifier)
+        shown = shown_vs_raw(
+            [scene for clip in clips for scene in clip], follow(detectors[0], clips, classifier)
+        )
         print(
             f"\nclips ({detectors[0]}): {shown['frames']} frames, {shown['faces_found']} faces "
             f"found; per-frame argmax right {shown['raw_accuracy_found']:.3f}, label shown "
             f"(smoothed and held) right {shown['shown_accuracy_found']:.3f}"
         )
         result["clips"] = shown
+    if args.shots:
+        result["shots"] = moving(args, detectors, faces, labels, classifier)
     if args.framing_curve:
         curve = framing_curve(classifier, faces, labels)
         print_table(

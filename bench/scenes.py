@@ -3,7 +3,8 @@
 Each scene is a 640x480 BGR frame with 1-3 faces of 60-300 px at varied positions (some partly
 out of the frame), on a photo or synthetic background, under drawn lighting, blur, noise and
 JPEG quality, as a webcam and the capture service would deliver it; a clip is a few such frames
-in which the same faces move a little. A face's truth is the
+in which the same faces move a little; ``make_shots`` strings shots together, cut from one to
+the next, in which faces move, turn, come closer, enter and leave. A face's truth is the
 square it was pasted into (its FER2013 framing) and its label. Pure numpy/OpenCV, seeded.
 
 Two kinds: ``pasted`` squares (the face's 48x48 frame, edges and all, on the background), and
@@ -32,6 +33,7 @@ __all__ = [
     "backgrounds",
     "make_clip",
     "make_scene",
+    "make_shots",
     "photo_bgr",
 ]
 
@@ -387,3 +389,121 @@ def _shoot(frame: Image, rng: np.random.Generator) -> bytes:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return encoded.tobytes()
+
+
+@dataclass
+class _Mover:
+    """A face on the move through a shot: where it is, how it moves, when it is on screen."""
+
+    index: int
+    x: float
+    y: float
+    side: float
+    vx: float
+    vy: float
+    grow: float
+    roll: float
+    turn: float
+    enters: int
+    leaves: int
+    tint: bool
+    figure: Figure
+
+
+def _mover(rng: np.random.Generator, count: int, frames: int, sides: tuple[int, int]) -> _Mover:
+    width, height = FRAME_WH
+    side = math.exp(rng.uniform(math.log(sides[0]), math.log(sides[1])))
+    late, early = rng.random() < 0.3, rng.random() < 0.3
+    speed = rng.uniform(0.0, 12.0)
+    heading = rng.uniform(0.0, 2 * math.pi)
+    return _Mover(
+        index=int(rng.integers(count)),
+        x=float(rng.uniform(0, width - side)),
+        y=float(rng.uniform(0, height - side)),
+        side=side,
+        vx=speed * math.cos(heading),
+        vy=speed * math.sin(heading),
+        grow=float(rng.uniform(-0.01, 0.015)),
+        roll=float(rng.uniform(-10, 10)),
+        turn=float(rng.uniform(-2, 2)),
+        enters=int(rng.integers(1, frames // 2)) if late else 0,
+        leaves=int(rng.integers(frames // 2, frames)) if early else frames,
+        tint=bool(rng.random() < 0.5),
+        figure=_figure(rng),
+    )
+
+
+def _step(mover: _Mover, sides: tuple[int, int]) -> None:
+    """One frame on: move (bouncing off the frame's sides), come closer or go away, turn."""
+    width, height = FRAME_WH
+    mover.side = min(max(mover.side * (1 + mover.grow), sides[0]), sides[1])
+    mover.x += mover.vx
+    mover.y += mover.vy
+    if not 0 <= mover.x <= width - mover.side:
+        mover.vx = -mover.vx
+        mover.x = min(max(mover.x, 0.0), width - mover.side)
+    if not 0 <= mover.y <= height - mover.side:
+        mover.vy = -mover.vy
+        mover.y = min(max(mover.y, 0.0), max(height - mover.side, 0.0))
+    mover.roll = min(max(mover.roll + mover.turn, -20.0), 20.0)
+
+
+def make_shots(
+    rng: np.random.Generator,
+    faces: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    photos: Sequence[Image],
+    shots: int,
+    *,
+    frames: tuple[int, int] = (8, 24),
+    sides: tuple[int, int] = (60, 240),
+    kind: str = "heads",
+) -> tuple[list[Scene], list[int]]:
+    """Shots of ``frames`` frames each (drawn per shot), one after another with a cut between
+    them: new background, new faces, new camera. In a shot 1-3 faces move by up to 12 px a
+    frame, come closer or go away by up to 1.5% a frame, turn by up to 2 degrees a frame
+    (within +-20), and some enter late or leave early; a face mostly hidden behind a later one
+    is left out of the truth. Returns the frames and the index of each shot's first frame."""
+    if kind not in KINDS:
+        raise ValueError(f"scene kind {kind!r}: expected one of {', '.join(KINDS)}")
+    out: list[Scene] = []
+    starts: list[int] = []
+    for _ in range(shots):
+        length = int(rng.integers(frames[0], frames[1] + 1))
+        background = _background(rng, photos)
+        if kind == "heads":
+            _clutter(background, rng)
+        movers = [_mover(rng, len(faces), length, sides) for _ in range(int(rng.integers(1, 4)))]
+        camera_seed = int(rng.integers(2**32))
+        starts.append(len(out))
+        for number in range(length):
+            frame = background.copy()
+            shown = [m for m in movers if m.enters <= number < m.leaves]
+            boxes = [(round(m.x), round(m.y), round(m.side), round(m.side)) for m in shown]
+            grey = [faces[m.index].reshape(faces.shape[1:3]) for m in shown]
+            if kind == "heads":
+                for mover, box, image in zip(shown, boxes, grey, strict=True):
+                    _draw_figure(frame, box, mover.figure, _skin(image, mover.tint))
+            for mover, box, image in zip(shown, boxes, grey, strict=True):
+                _paste(frame, image, box, mover.tint, mover.roll, blend=kind == "heads")
+            truth = [
+                TruthFace(box, int(labels[mover.index]), mover.index)
+                for i, (mover, box) in enumerate(zip(shown, boxes, strict=True))
+                if not _hidden(box, boxes[i + 1 :])
+            ]
+            out.append(Scene(_shoot(frame, np.random.default_rng(camera_seed)), tuple(truth)))
+            for mover in movers:
+                _step(mover, sides)
+    return out, starts
+
+
+def _hidden(box: tuple[int, int, int, int], above: Sequence[tuple[int, int, int, int]]) -> bool:
+    """Whether the squares drawn after ``box`` cover more than a third of it."""
+    x, y, side, _ = box
+    covered = np.zeros((side, side), bool)
+    for ox, oy, oside, _ in above:
+        x0, y0 = max(ox - x, 0), max(oy - y, 0)
+        x1, y1 = min(ox + oside - x, side), min(oy + oside - y, side)
+        if x1 > x0 and y1 > y0:
+            covered[y0:y1, x0:x1] = True
+    return bool(covered.mean() > 1 / 3)

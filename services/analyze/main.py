@@ -28,7 +28,7 @@ from services.display.render import AssetError, Sprites, load_sprites, render_fr
 from services.display.sinks import SinkError, VideoFileSink
 from services.inference.batching import classify_frames
 from services.inference.classifier import load_classifier
-from services.inference.detectors import DetectorError, FaceDetector, make_detector
+from services.inference.detectors import DetectorError, FaceDetector, detector_for
 from services.inference.framing import Framing, framing_for
 from services.inference.main import make_tracker
 from services.inference.model_base import Classifier
@@ -162,9 +162,9 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
     out = settings.out or Path("var") / "analyze" / inputs.name
     out.mkdir(parents=True, exist_ok=True)
     sprites: Sprites = load_sprites()
-    detector = make_detector(
-        settings.detector, settings.min_face_px, settings.detect_max_width, settings.tf_threads
-    )
+    # Photos are stills apart: nothing to follow from one to the next.
+    still = inputs.kind != "video" and settings.detector == "blazeface_tracking"
+    detector = detector_for(settings, "blazeface" if still else None)
     classifier = load_classifier(
         settings.model_path, settings.classifier_runtime, settings.tf_threads
     )

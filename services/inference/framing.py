@@ -47,6 +47,8 @@ class Framing:
 FRAMINGS: Final[dict[str, Framing]] = {
     "haar": Framing(1.05, 0.0, 0.0),
     "blazeface": Framing(1.14, 0.0, 0.045),
+    # The tiled detector's boxes, and in between the same network's around each face.
+    "blazeface_tracking": Framing(1.14, 0.0, 0.045),
     # The same network and box as blazeface, without the tiles.
     "blazeface_single": Framing(1.14, 0.0, 0.045),
     # Levelling on its keypoints showed no gain (-0.9 points on the 400 scenes' found faces).

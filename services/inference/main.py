@@ -28,7 +28,7 @@ from shared.settings import EXIT_CANNOT_START, load_settings
 from shared.transport import TransportError
 
 from .classifier import Classifier, Runtime, choose_runtime, load_classifier
-from .detectors import DetectorError, FaceDetector, make_detector
+from .detectors import DetectorError, FaceDetector, detector_for
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus
@@ -60,9 +60,7 @@ def run(
     given: that is how a new file is loaded.
     """
     if detector is None:
-        detector = make_detector(
-            settings.detector, settings.min_face_px, settings.detect_max_width, settings.tf_threads
-        )
+        detector = detector_for(settings)
     if classifier is None:
         if load_classifier is None:
             load_classifier = _loader(settings.tf_threads, settings.classifier_runtime)
@@ -187,12 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_stop_handlers(stop)
     try:
         with interruptible_startup(stop):
-            detector = make_detector(
-                settings.detector,
-                settings.min_face_px,
-                settings.detect_max_width,
-                settings.tf_threads,
-            )
+            detector = detector_for(settings)
             load_classifier = _loader(settings.tf_threads, settings.classifier_runtime)
             classifier = load_classifier(settings.model_path)
     except (ModelFileError, DetectorError) as error:

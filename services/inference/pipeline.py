@@ -38,6 +38,8 @@ class PreparedFrame:
     decode_ms: float = 0.0
     detect_ms: float = 0.0
     error: str | None = None
+    #: The detector's identity of each face (``DetectedFace.track_id``), where it follows faces.
+    track_ids: tuple[int | None, ...] = ()
 
 
 def _ms_since(start_ns: int) -> float:
@@ -104,7 +106,7 @@ def prepare_image(
             error=(error or "no image")[:MAX_ERROR_CHARS],
         )
     detect_start_ns = time.perf_counter_ns()
-    found = _keep_largest(detector.detect(frame_bgr), MAX_FACES)
+    found = _keep_largest(detector.detect(frame_bgr, header.stream_id), MAX_FACES)
     faces = [model_crop(frame_bgr, f.box_xywh, framing, input_hw, f.roll_deg) for f in found]
     faces_gray = np.stack(faces)[..., np.newaxis] if faces else no_faces
     return PreparedFrame(
@@ -114,6 +116,7 @@ def prepare_image(
         faces_gray=faces_gray,
         decode_ms=decode_ms,
         detect_ms=_ms_since(detect_start_ns),
+        track_ids=tuple(f.track_id for f in found),
     )
 
 
@@ -125,7 +128,8 @@ def label_faces(
     """The frame's faces from their probabilities (N, 7).
 
     Without a tracker each face is labelled with its most probable emotion; with one, it gets
-    its track id, the smoothed probabilities and the held label. Frames that failed to decode
+    its track id, the smoothed probabilities and the held label (tracks follow the detector's
+    identities where it gives them, else the boxes' overlap). Frames that failed to decode
     do not touch the tracker.
     """
     if len(probabilities) != len(prepared.boxes_xywh):
@@ -141,7 +145,12 @@ def label_faces(
         )
     header = prepared.header
     tracked = tracker.update(
-        header.stream_id, header.seq, header.captured_at_ns, prepared.boxes_xywh, rows
+        header.stream_id,
+        header.seq,
+        header.captured_at_ns,
+        prepared.boxes_xywh,
+        rows,
+        identities=prepared.track_ids or None,
     )
     faces = []
     for box, face in zip(prepared.boxes_xywh, tracked, strict=True):

@@ -29,7 +29,9 @@ DEFAULT_MODEL_PATH = Path("models/emotion_model.keras")
 # Same character set and length as WorkerId in shared.messages, so the default always validates.
 _ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 #: Every face detector ``detect.make_detector`` builds (docs/benchmarks.md compares them).
-DetectorName = Literal["haar", "blazeface", "blazeface_single", "blazeface_full", "mtcnn"]
+DetectorName = Literal[
+    "blazeface_tracking", "haar", "blazeface", "blazeface_single", "blazeface_full", "mtcnn"
+]
 
 
 def default_worker_id() -> str:
@@ -53,13 +55,22 @@ class FaceSettings(ServiceSettings):
         description="Keras model file written by training; its .json metadata lies beside it.",
     )
     detector: DetectorName = Field(
-        default="blazeface",
-        description="Face detector: blazeface (MediaPipe BlazeFace short range on the whole "
+        default="blazeface_tracking",
+        description="Face detector: blazeface_tracking (blazeface on a stream's first frame, "
+        "every full_every frames, on a cut and when a face is lost; in between each face "
+        "looked for around its last place and entering faces by one whole-frame pass), "
+        "blazeface (MediaPipe BlazeFace short range on the whole "
         "frame and two sizes of overlapping tiles, each candidate confirmed by a second look: "
         "faces from 60 px in 640x480), "
         "blazeface_single (the whole frame only: faces over ~120 px, about 2 ms a frame), "
         "haar (OpenCV cascade), "
         "blazeface_full (full range, sparse), mtcnn (needs the [mtcnn] extra).",
+    )
+    full_every: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="blazeface_tracking: frames of a stream between two full detection passes.",
     )
     min_face_px: int = Field(
         default=40, ge=8, le=2048, description="Smallest face side to detect, in frame pixels."

@@ -46,6 +46,8 @@ class _Track:
     candidate: int = -1
     candidate_frames: int = 0
     missed: int = 0
+    #: The detector's identity of the face, where the detector follows faces.
+    identity: int | None = None
 
 
 @dataclass
@@ -113,8 +115,16 @@ class FaceTracker:
         captured_at_ns: int,
         boxes_xywh: Sequence[tuple[int, int, int, int]],
         probabilities: ProbabilityRows,
+        *,
+        identities: Sequence[int | None] | None = None,
     ) -> list[TrackedFace]:
-        """Match one frame's faces (boxes and probability rows (N, 7)) to the stream's tracks."""
+        """Match one frame's faces (boxes and probability rows (N, 7)) to the stream's tracks:
+        by the detector's ``identities`` where given (a face the detector calls new starts a
+        new track even where another face was), else by the boxes' overlap."""
+        if identities is not None and len(identities) != len(boxes_xywh):
+            raise ValueError(
+                f"expected one identity per box ({len(boxes_xywh)}), found {len(identities)}"
+            )
         if len(boxes_xywh) != len(probabilities):
             raise ValueError(
                 f"expected one probability row per box ({len(boxes_xywh)}), "
@@ -130,7 +140,7 @@ class FaceTracker:
         ):
             stream = None
         if stream is not None and seq <= stream.newest_seq:
-            return self._peek(stream, boxes_xywh, rows)
+            return self._peek(stream, boxes_xywh, rows, identities)
         if stream is None:
             stream = _Stream(newest_seq=seq, newest_captured_ns=captured_at_ns)
             self._streams[stream_id] = stream
@@ -139,13 +149,20 @@ class FaceTracker:
         self._streams.move_to_end(stream_id)
         while len(self._streams) > self._max_streams:
             self._streams.popitem(last=False)
-        return self._advance(stream, boxes_xywh, rows)
+        return self._advance(stream, boxes_xywh, rows, identities)
 
     def _match(
-        self, tracks: list[_Track], boxes_xywh: Sequence[tuple[int, int, int, int]]
+        self,
+        tracks: list[_Track],
+        boxes_xywh: Sequence[tuple[int, int, int, int]],
+        identities: Sequence[int | None] | None,
     ) -> dict[int, int]:
+        """Detection index -> track index."""
         if not tracks or not boxes_xywh:
             return {}
+        if identities is not None and all(i is not None for i in identities):
+            rows = {track.identity: row for row, track in enumerate(tracks)}
+            return {col: rows[i] for col, i in enumerate(identities) if i in rows}
         iou = iou_matrix_xywh(
             np.array([t.box_xywh for t in tracks], np.float64),
             np.array(boxes_xywh, np.float64),
@@ -161,8 +178,9 @@ class FaceTracker:
         stream: _Stream,
         boxes_xywh: Sequence[tuple[int, int, int, int]],
         rows: ProbabilityRows,
+        identities: Sequence[int | None] | None,
     ) -> list[TrackedFace]:
-        pairs = self._match(stream.tracks, boxes_xywh)
+        pairs = self._match(stream.tracks, boxes_xywh, identities)
         matched_tracks = set(pairs.values())
         kept = [
             track
@@ -188,6 +206,7 @@ class FaceTracker:
                     box_xywh=box,
                     smoothed=row.astype(np.float32),
                     label_index=int(np.argmax(row)),
+                    identity=identities[col] if identities is not None else None,
                 )
                 self._next_id += 1
                 born.append(track)
@@ -214,9 +233,10 @@ class FaceTracker:
         stream: _Stream,
         boxes_xywh: Sequence[tuple[int, int, int, int]],
         rows: ProbabilityRows,
+        identities: Sequence[int | None] | None,
     ) -> list[TrackedFace]:
         """A late frame: report what the tracks say without changing them."""
-        pairs = self._match(stream.tracks, boxes_xywh)
+        pairs = self._match(stream.tracks, boxes_xywh, identities)
         out: list[TrackedFace] = []
         for col in range(len(boxes_xywh)):
             row = rows[col]

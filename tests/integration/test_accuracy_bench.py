@@ -85,7 +85,8 @@ def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
     photos = backgrounds()
     # 60 clips: on 30 the two differ by a point either way from one draw to the next.
     clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(60)]
-    shown = accuracy.shown_vs_raw("blazeface", clips, classifier)
+    followed = accuracy.follow("blazeface", clips, classifier)
+    shown = accuracy.shown_vs_raw([scene for clip in clips for scene in clip], followed)
     # Here the argmax is right on 70.8% of 1,284 faces found and the label shown on 72.6%.
     assert shown["faces_found"] >= 1000, shown
     assert shown["shown_accuracy_found"] >= shown["raw_accuracy_found"] - 0.01, shown
@@ -110,3 +111,30 @@ def test_levelling_the_eye_line_keeps_the_accuracy_of_tilted_heads(
     # Here: 66.2% of the faces found right levelled (gap 2.4 points), 58.9% left tilted.
     assert scores[True]["gap"] <= 0.05, scores
     assert scores[True]["accuracy_found"] >= scores[False]["accuracy_found"] + 0.03, scores
+
+
+def test_the_tracking_detector_keeps_recall_and_labels_through_moves_and_cuts(
+    run: tuple[list[object], np.ndarray, object], public_test: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Shots with cuts between them, faces moving, turning, entering and leaving, as one
+    stream: the tracking detector (the default) finds nearly every face the full detector finds
+    on every frame, with fewer full passes, and the label shown, whose history starts afresh
+    at each cut, is right as often as the per-frame argmax."""
+    from bench.scenes import backgrounds, make_shots
+
+    _, _, classifier = run
+    faces, labels = public_test
+    scenes, starts = make_shots(np.random.default_rng(5), faces, labels, backgrounds(), 12)
+    right = accuracy.ceiling(classifier, scenes, faces)
+    results = {}
+    for name in ("blazeface_tracking", "blazeface"):
+        followed = accuracy.follow(name, [scenes], classifier)
+        results[name] = {
+            **accuracy.score(scenes, followed.detections, right),
+            **accuracy.shown_vs_raw(scenes, followed),
+        }
+    tracked, full = results["blazeface_tracking"], results["blazeface"]
+    assert len(starts) == 12 and len(scenes) >= 12 * 8
+    assert tracked["recall"] >= full["recall"] - 0.03, results
+    assert tracked["false_per_frame"] <= full["false_per_frame"] + 0.02, results
+    assert tracked["shown_accuracy_found"] >= tracked["raw_accuracy_found"] - 0.01, results

@@ -52,7 +52,8 @@ def test_finds_the_astronauts_face(
 
 
 def test_face_lies_in_the_known_region(astronaut_bgr: np.ndarray) -> None:
-    (x, y, w, h), roll = HaarDetector().detect(astronaut_bgr)[0]
+    face = HaarDetector().detect(astronaut_bgr)[0]
+    (x, y, w, h), roll = face.box_xywh, face.roll_deg
     assert roll == 0.0  # the cascade finds no eyes
     centre_x, centre_y = x + w / 2, y + h / 2
     assert 170 <= centre_x <= 260

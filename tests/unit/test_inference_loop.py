@@ -39,7 +39,7 @@ class FakeClock:
 class FixedDetector:
     """One face at a fixed place in every frame."""
 
-    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
         return [DetectedFace((10, 20, 30, 30))]
 
 
@@ -178,7 +178,7 @@ def test_run_in_a_thread_answers_every_frame_and_stops(ctx: zmq.Context[Any]) ->
 class CountByBrightness:
     """0, 1 or 3 faces by the frame's gray level (30, 90, 150), side by side at the left."""
 
-    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
         count = {30: 0, 90: 1, 150: 3}[int(round(float(frame_bgr.mean()) / 30) * 30)]
         return [DetectedFace((10 + 50 * i, 10, 40, 40)) for i in range(count)]
 

@@ -26,7 +26,8 @@ def test_defaults() -> None:
     assert settings.capture_endpoints == ["tcp://127.0.0.1:5555"]
     assert settings.results_endpoint == "tcp://127.0.0.1:5557"
     assert settings.credit == 2
-    assert settings.detector == "blazeface"
+    assert settings.detector == "blazeface_tracking"
+    assert settings.full_every == 10
     assert settings.reload_check_s == 2.0
     assert settings.max_batch_wait_ms is None, "batching decided by the machine unless set"
     assert settings.label_hold_frames == 3

@@ -159,3 +159,29 @@ def test_a_restarted_capture_starts_the_stream_afresh() -> None:
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="expected"):
         FaceTracker(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_detectors_identities_keep_two_people_apart_at_the_same_place() -> None:
+    """A new face where another was (a cut, or one person leaving as another comes in):
+    with the detector's identities its label starts afresh; by overlap alone it would inherit
+    the held label of the face before."""
+    box = (100, 100, 80, 80)
+    happy = np.array([_row("happy")], np.float32)
+    sad = np.array([_row("sad")], np.float32)
+    by_identity, by_overlap = FaceTracker(label_hold_frames=3), FaceTracker(label_hold_frames=3)
+    for seq in range(3):
+        first = by_identity.update("s", seq, seq, [box], happy, identities=[7])[0]
+        by_overlap.update("s", seq, seq, [box], happy)
+    newcomer = by_identity.update("s", 3, 3, [box], sad, identities=[8])[0]
+    inherited = by_overlap.update("s", 3, 3, [box], sad)[0]
+    assert EMOTIONS[newcomer.label_index] == "sad"
+    assert newcomer.track_id != first.track_id
+    assert EMOTIONS[inherited.label_index] == "happy"
+    # The same identity elsewhere in the frame is the same track.
+    moved = by_identity.update("s", 4, 4, [(400, 300, 80, 80)], sad, identities=[8])[0]
+    assert moved.track_id == newcomer.track_id
+
+
+def test_identities_must_match_the_boxes() -> None:
+    with pytest.raises(ValueError, match="identity per box"):
+        FaceTracker().update("s", 0, 0, [(0, 0, 10, 10)], np.array([_row("sad")]), identities=[])

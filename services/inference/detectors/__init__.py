@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final, get_args
 
-from ..settings import DetectorName
+from ..settings import DetectorName, FaceSettings
 from .base import DetectedFace, DetectorError, FaceDetector, square_box_xywh
 from .haar import HaarDetector
 
@@ -20,6 +20,7 @@ __all__ = [
     "DetectorName",
     "FaceDetector",
     "HaarDetector",
+    "detector_for",
     "make_detector",
     "square_box_xywh",
 ]
@@ -28,17 +29,39 @@ __all__ = [
 DETECTORS: Final[tuple[str, ...]] = get_args(DetectorName)
 
 
+def detector_for(settings: FaceSettings, name: str | None = None) -> FaceDetector:
+    """The detector ``settings`` ask for (or the one called ``name``), built with their sizes,
+    threads and full-pass interval."""
+    return make_detector(
+        name or settings.detector,
+        settings.min_face_px,
+        settings.detect_max_width,
+        settings.tf_threads,
+        settings.full_every,
+    )
+
+
 def make_detector(
-    name: str, min_face_px: int, detect_max_width: int, threads: int = 0
+    name: str, min_face_px: int, detect_max_width: int, threads: int = 0, full_every: int = 10
 ) -> FaceDetector:
     """The detector called ``name`` in settings (``DETECTORS``).
 
     ``threads`` bounds the cores BlazeFace uses (0: all; tiled, one single-threaded
     interpreter per core, at most four); MTCNN runs in TensorFlow's own pools
-    (``tf_threads``). Raises DetectorError when it cannot be built.
+    (``tf_threads``). ``full_every``: frames between the tracking detector's full passes.
+    Raises DetectorError when it cannot be built.
     """
     if name == "haar":
         return HaarDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
+    if name == "blazeface_tracking":
+        from .blazeface import BlazeFaceDetector
+        from .tracking import TrackingDetector
+
+        return TrackingDetector(
+            BlazeFaceDetector("short", min_face_px=min_face_px, threads=threads, tiled=True),
+            BlazeFaceDetector("short", min_face_px=min_face_px, threads=1),
+            full_every=full_every,
+        )
     if name in ("blazeface", "blazeface_single", "blazeface_full"):
         from .blazeface import BlazeFaceDetector
 

@@ -16,16 +16,20 @@ class DetectorError(RuntimeError):
 class DetectedFace(NamedTuple):
     """A face found in a frame: its box (x, y, w, h) in the frame's pixels, and its roll, the
     angle in degrees of the line from its left eye to its right eye as the image shows them
-    (positive: clockwise on screen; 0.0 where a detector finds no eyes)."""
+    (positive: clockwise on screen; 0.0 where a detector finds no eyes). A detector that
+    follows faces from frame to frame gives each its ``track_id``: the same id is the same
+    face, a new one a face it has not seen before (after a cut, every face)."""
 
     box_xywh: BoxXYWH
     roll_deg: float = 0.0
+    track_id: int | None = None
 
 
 class FaceDetector(Protocol):
-    """Finds faces in a BGR frame."""
+    """Finds faces in a BGR frame of the stream ``stream_id`` (a detector that follows faces
+    keeps its state per stream; the others ignore it)."""
 
-    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]: ...
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]: ...
 
 
 def square_box_xywh(

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import ImageU8, iou_matrix_xyxy
+from shared.image import BoxXYWH, ImageU8, iou_matrix_xyxy
 
 from .base import DetectedFace, DetectorError, square_box_xywh
 from .haar import load_cascade
@@ -54,7 +54,7 @@ from .ssd import (
     weighted_nms_xyxy,
 )
 
-__all__ = ["ASSETS", "BlazeFaceDetector"]
+__all__ = ["ASSETS", "TILE_FRACTIONS", "BlazeFaceDetector"]
 
 ASSETS: Final = Path(__file__).resolve().parents[1] / "assets" / "blazeface"
 MODEL_FILES: Final = {
@@ -115,11 +115,12 @@ class _Candidate(NamedTuple):
 
 class _Region(NamedTuple):
     """A region of the frame (frame pixels) to cut from ``source``, the frame resized by
-    ``scale``."""
+    ``scale``; a tile unless ``whole`` (every face it shows is reported, as for the frame)."""
 
     source: ImageU8
     scale: float
     region: tuple[int, int, int, int]
+    whole: bool = False
 
 
 def _interpreter(path: Path, threads: int) -> Any:
@@ -189,7 +190,11 @@ class BlazeFaceDetector:
         # might not.
         self._lock = threading.Lock()
 
-    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
+        return [face for face, _ in self.detect_scored(frame_bgr)]
+
+    def detect_scored(self, frame_bgr: ImageU8) -> list[tuple[DetectedFace, float]]:
+        """The faces ``detect`` finds, each with BlazeFace's score (0-1)."""
         height, width = frame_bgr.shape[:2]
         whole = (0, 0, width, height)
         jobs: list[_Region] = []
@@ -222,7 +227,22 @@ class BlazeFaceDetector:
             candidates = self._candidates(merged, top, (width, height))
             if self._looks and candidates:
                 candidates = self._second_look(sorted(sources, key=lambda s: s[0]), candidates)
-        return [candidate.face for candidate in candidates]
+        return [(candidate.face, candidate.score) for candidate in candidates]
+
+    def detect_in(
+        self, frame_bgr: ImageU8, regions_xywh: Sequence[BoxXYWH], *, whole: bool = False
+    ) -> list[list[tuple[DetectedFace, float]]]:
+        """Per region of the frame, the faces (and scores) of one model pass on it, no second
+        look; a region is a tile (faces it cuts or too large for it left out) unless ``whole``."""
+        height, width = frame_bgr.shape[:2]
+        jobs = [_Region(frame_bgr, 1.0, region, whole=whole) for region in regions_xywh]
+        with self._lock:
+            found = self._map(partial(self._detect_region, frame_wh=(width, height)), jobs)
+        merged = [weighted_nms_xyxy(rows, scores, NMS_IOU) for rows, scores in found]
+        return [
+            [(c.face, c.score) for c in self._candidates(rows, top, (width, height))]
+            for rows, top in merged
+        ]
 
     def _merge(
         self, rows: npt.NDArray[np.float32], scores: npt.NDArray[np.float32]
@@ -346,7 +366,7 @@ class BlazeFaceDetector:
         whole frame sees whole), and so is a box larger than ``TILE_MAX_FACE`` of the tile (the
         whole frame sees such a face at a scale the model knows; in a tile they were false).
         """
-        source, scale, (x, y, w, h) = job
+        source, scale, (x, y, w, h), whole_region = job
         size = self._spec.input_size
         left, top = round(x * scale), round(y * scale)
         cut = source[top : top + max(1, round(h * scale)), left : left + max(1, round(w * scale))]
@@ -366,7 +386,7 @@ class BlazeFaceDetector:
         )
         rows = np.concatenate([pixels, eyes], axis=1)
         width, height = frame_wh
-        if (w, h) == (width, height):
+        if whole_region or (w, h) == (width, height):
             return rows, scores[keep]
         margin = 0.02 * max(w, h)
         sides = np.maximum(pixels[:, 2] - pixels[:, 0], pixels[:, 3] - pixels[:, 1])

@@ -67,7 +67,7 @@ class HaarDetector:
         self._scale_factor = scale_factor
         self._min_neighbors = min_neighbors
 
-    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
         height, width = frame_bgr.shape[:2]
         gray = to_gray(frame_bgr)
         if width > self._detect_max_width:

@@ -49,7 +49,7 @@ class MtcnnDetector:
         self._min_face_px = min_face_px
         self._detect_max_width = detect_max_width
 
-    def detect(self, frame_bgr: ImageU8) -> list[DetectedFace]:
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
         height, width = frame_bgr.shape[:2]
         small = frame_bgr
         if width > self._detect_max_width:

@@ -1,0 +1,219 @@
+"""Detect once, then track: the full detector now and then, a face's last place in between.
+
+A stream's first frame, every ``full_every``-th frame after it, a frame that differs from the
+last one as a cut does (``is_cut``), and a frame in which a followed face is not found again
+get the full pass (BlazeFace on the whole frame and its tiles, with second looks: every face
+from 60 px up). In between, each face is looked for in a square around its last box (one
+model pass a face, ``find_again``) and faces that walk in by one pass on
+the whole frame (sure ones only, from ``SURE_SCORE``; the unsure wait for the next full pass).
+
+Faces carry identity (``DetectedFace.track_id``): a face followed keeps its id, a face the
+full pass finds where no followed face was gets a new one, and after a cut every face does,
+so that the labels' smoothing downstream never mixes two people.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from shared.image import ImageU8, iou_matrix_xywh
+
+from ..tracker import match_greedy
+from .base import DetectedFace
+from .blazeface import TILE_FRACTIONS, BlazeFaceDetector
+from .letterbox import tile_regions
+from .second_look import SURE_SCORE
+
+__all__ = ["THUMB_WH", "TrackingDetector", "find_again", "is_cut", "thumbnail"]
+
+#: The size frames are compared at: a cut changes the whole picture, a moving face a corner.
+THUMB_WH: Final = (32, 24)
+#: Mean absolute difference (grey levels, 0-255) of two thumbnails above which the second frame
+#: is a new scene (docs/benchmarks.md, "Tracking").
+CUT_LEVEL: Final = 14.0
+#: A followed face is looked for in the square of this many times its side around its box.
+SEARCH_CONTEXT: Final = 2.0
+#: A face from the whole-frame pass overlapping a followed face by this much is that face.
+SAME_FACE_IOU: Final = 0.3
+#: Streams whose faces are followed; the least recently seen beyond this is forgotten.
+MAX_STREAMS: Final = 256
+
+Thumbnail = npt.NDArray[np.float32]
+
+
+def thumbnail(frame_bgr: ImageU8) -> Thumbnail:
+    """The frame in grey at ``THUMB_WH``, as float32."""
+    grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+    return np.asarray(cv2.resize(grey, THUMB_WH, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def is_cut(before: Thumbnail, after: Thumbnail, level: float = CUT_LEVEL) -> bool:
+    """Whether ``after`` shows another scene than ``before`` (their mean absolute difference
+    exceeds ``level`` grey levels)."""
+    return before.shape != after.shape or float(np.mean(np.abs(after - before))) > level
+
+
+@dataclass
+class _Stream:
+    thumb: Thumbnail
+    faces: list[DetectedFace] = field(default_factory=list)
+    since_full: int = 0
+    #: The tile the next frame between full passes looks at for faces that came in.
+    next_tile: int = 0
+
+
+class TrackingDetector:
+    """``full`` now and then, ``quick`` (BlazeFace on the whole frame, untiled) in between."""
+
+    def __init__(
+        self,
+        full: BlazeFaceDetector,
+        quick: BlazeFaceDetector,
+        *,
+        full_every: int = 10,
+        cut_level: float = CUT_LEVEL,
+        max_streams: int = MAX_STREAMS,
+    ) -> None:
+        if full_every < 1 or max_streams < 1:
+            raise ValueError(
+                f"expected full_every >= 1 and max_streams >= 1, found {full_every} and "
+                f"{max_streams}"
+            )
+        self._full = full
+        self._quick = quick
+        self._full_every = full_every
+        self._cut_level = cut_level
+        self._max_streams = max_streams
+        self._streams: OrderedDict[str, _Stream] = OrderedDict()
+        self._ids = itertools.count(1)
+        #: Frames that got the full pass, and all frames (for the worker's metrics and benches).
+        self.full_passes = 0
+        self.frames = 0
+
+    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
+        self.frames += 1
+        thumb = thumbnail(frame_bgr)
+        stream = self._streams.get(stream_id)
+        cut = stream is None or is_cut(stream.thumb, thumb, self._cut_level)
+        if stream is None or cut:
+            stream = _Stream(thumb)
+            self._streams[stream_id] = stream
+        stream.thumb = thumb
+        self._streams.move_to_end(stream_id)
+        while len(self._streams) > self._max_streams:
+            self._streams.popitem(last=False)
+        faces = None
+        if not cut and stream.since_full + 1 < self._full_every:
+            tiles = _tiles(frame_bgr.shape[1], frame_bgr.shape[0])
+            tile = tiles[stream.next_tile % len(tiles)]
+            stream.next_tile += 1
+            faces = self._follow(frame_bgr, stream.faces, tile)
+        if faces is None:  # due, a cut, or a face lost: the full pass
+            faces = self._identify(self._full.detect(frame_bgr), stream.faces)
+            stream.since_full = 0
+            self.full_passes += 1
+        else:
+            stream.since_full += 1
+        stream.faces = faces
+        return faces
+
+    def _follow(
+        self,
+        frame_bgr: ImageU8,
+        followed: Sequence[DetectedFace],
+        tile: tuple[int, int, int, int],
+    ) -> list[DetectedFace] | None:
+        """The followed faces found again, and the faces that walked in; None when a followed
+        face is lost or an unsure one turns up (the full pass decides).
+
+        One pass on the whole frame and one on ``tile`` (the full pass's tiles in turn, for
+        the small faces) find the faces; a followed face they do not find again is looked for
+        in the square around its last box (one pass each)."""
+        seen = self._quick.detect_scored(frame_bgr)
+        (in_tile,) = self._quick.detect_in(frame_bgr, [tile])
+        seen += [
+            (face, score) for face, score in in_tile if not _pairs([face], [f for f, _ in seen])
+        ]
+        matched = _pairs([face for face, _ in seen], followed)  # seen index -> followed index
+        again: dict[int, DetectedFace] = {known: seen[index][0] for index, known in matched.items()}
+        missing = [i for i in range(len(followed)) if i not in again]
+        boxes = [followed[i].box_xywh for i in missing]
+        for i, found in zip(missing, find_again(self._quick, frame_bgr, boxes), strict=True):
+            if found is None:
+                return None
+            again[i] = found[0]
+        faces = [again[i]._replace(track_id=face.track_id) for i, face in enumerate(followed)]
+        newcomers = [
+            (face, score)
+            for index, (face, score) in enumerate(seen)
+            if index not in matched and not _pairs([face], faces)
+        ]
+        if any(score < SURE_SCORE for _, score in newcomers):
+            return None
+        return faces + [face._replace(track_id=next(self._ids)) for face, _ in newcomers]
+
+    def _identify(
+        self, found: Sequence[DetectedFace], known: Sequence[DetectedFace]
+    ) -> list[DetectedFace]:
+        """``found`` with the id of the ``known`` face each is (``SAME_FACE_IOU``), else new."""
+        matched = _pairs(found, known)
+        return [
+            face._replace(
+                track_id=known[matched[index]].track_id if index in matched else next(self._ids)
+            )
+            for index, face in enumerate(found)
+        ]
+
+
+def find_again(
+    detector: BlazeFaceDetector,
+    frame_bgr: ImageU8,
+    boxes_xywh: Sequence[tuple[int, int, int, int]],
+    context: float = SEARCH_CONTEXT,
+) -> list[tuple[DetectedFace, float] | None]:
+    """Per box, the face in the square of ``context`` x its side around it that overlaps it
+    most (IoU >= ``SAME_FACE_IOU``), with its score; None where there is none. One model pass
+    a box."""
+    height, width = frame_bgr.shape[:2]
+    regions = [_around(box, context, (width, height)) for box in boxes_xywh]
+    out: list[tuple[DetectedFace, float] | None] = []
+    for box, found in zip(
+        boxes_xywh, detector.detect_in(frame_bgr, regions, whole=True), strict=True
+    ):
+        overlaps = iou_matrix_xywh([box], [face.box_xywh for face, _ in found])[0]
+        best = int(np.argmax(overlaps)) if found else -1
+        out.append(found[best] if found and overlaps[best] >= SAME_FACE_IOU else None)
+    return out
+
+
+def _around(
+    box_xywh: tuple[int, int, int, int], context: float, frame_wh: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The square of ``context`` x the box's side on its centre, clipped to the frame."""
+    x, y, w, h = box_xywh
+    side = context * max(w, h)
+    x0, y0 = max(0, round(x + w / 2 - side / 2)), max(0, round(y + h / 2 - side / 2))
+    x1 = min(frame_wh[0], round(x + w / 2 + side / 2))
+    y1 = min(frame_wh[1], round(y + h / 2 + side / 2))
+    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def _tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """The full pass's tiles of a frame of this size, large ones first."""
+    return [tile for fraction in TILE_FRACTIONS for tile in tile_regions(width, height, fraction)]
+
+
+def _pairs(found: Sequence[DetectedFace], known: Sequence[DetectedFace]) -> dict[int, int]:
+    """found index -> known index, one to one, highest overlap first (IoU >= SAME_FACE_IOU)."""
+    if not found or not known:
+        return {}
+    overlaps = iou_matrix_xywh([k.box_xywh for k in known], [f.box_xywh for f in found])
+    return match_greedy(overlaps, SAME_FACE_IOU)

@@ -1,0 +1,116 @@
+"""Detect once, then track: the real BlazeFace models on frames in which a real face moves.
+
+The face is the astronaut's (scikit-image's portrait), cut with her hair and shoulders and
+pasted on a plain background at a new place each frame; a cut is a new background with the
+face elsewhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.inference.detectors import make_detector
+from services.inference.detectors.tracking import TrackingDetector, is_cut, thumbnail
+from shared.image import iou_xywh
+from tests.conftest import ASTRONAUT_FACE_XYWH
+
+pytestmark = pytest.mark.timeout(120)
+
+#: The astronaut's head and shoulders around her face, as x, y, w, h in her portrait.
+HEAD_XYWH = (120, 10, 200, 220)
+
+
+def _frame(astronaut_bgr: np.ndarray, at_xy: tuple[int, int], grey: int = 90) -> np.ndarray:
+    """A 640x480 frame of one grey with the astronaut's head pasted at ``at_xy``."""
+    x, y, w, h = HEAD_XYWH
+    frame = np.full((480, 640, 3), grey, np.uint8)
+    frame[at_xy[1] : at_xy[1] + h, at_xy[0] : at_xy[0] + w] = astronaut_bgr[y : y + h, x : x + w]
+    return frame
+
+
+def _face_at(at_xy: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where her face lies in a frame from ``_frame``."""
+    fx, fy, fw, fh = ASTRONAUT_FACE_XYWH
+    return (fx - HEAD_XYWH[0] + at_xy[0], fy - HEAD_XYWH[1] + at_xy[1], fw, fh)
+
+
+@pytest.fixture
+def tracking() -> TrackingDetector:
+    detector = make_detector("blazeface_tracking", 40, 640, full_every=50)
+    assert isinstance(detector, TrackingDetector)
+    return detector
+
+
+def test_a_moving_face_keeps_its_id_with_one_full_pass(
+    astronaut_bgr: np.ndarray, tracking: TrackingDetector
+) -> None:
+    ids = set()
+    for step in range(12):
+        at = (40 + 25 * step, 60 + 8 * step)
+        (face,) = tracking.detect(_frame(astronaut_bgr, at), "cam")
+        assert iou_xywh(face.box_xywh, _face_at(at)) >= 0.4, (step, face)
+        ids.add(face.track_id)
+    assert len(ids) == 1 and None not in ids
+    assert (tracking.full_passes, tracking.frames) == (1, 12)
+
+
+def test_the_full_pass_comes_back_every_full_every_frames(astronaut_bgr: np.ndarray) -> None:
+    detector = make_detector("blazeface_tracking", 40, 640, full_every=4)
+    assert isinstance(detector, TrackingDetector)
+    for step in range(9):
+        assert len(detector.detect(_frame(astronaut_bgr, (100 + 4 * step, 100)), "cam")) == 1
+    assert detector.full_passes == 3  # frames 0, 4 and 8
+
+
+def test_a_cut_starts_afresh_and_a_face_that_leaves_is_forgotten(
+    astronaut_bgr: np.ndarray, tracking: TrackingDetector
+) -> None:
+    (first,) = tracking.detect(_frame(astronaut_bgr, (50, 50)), "cam")
+    (same,) = tracking.detect(_frame(astronaut_bgr, (60, 50)), "cam")
+    assert same.track_id == first.track_id
+    # Another scene: a light background and the face elsewhere, even overlapping the old box.
+    (after_cut,) = tracking.detect(_frame(astronaut_bgr, (90, 70), grey=220), "cam")
+    assert after_cut.track_id != first.track_id
+    assert tracking.full_passes == 2
+    # She leaves (the background alone): the lost face sends the frame to the full pass.
+    assert tracking.detect(np.full((480, 640, 3), 220, np.uint8), "cam") == []
+    assert tracking.full_passes == 3
+    (back,) = tracking.detect(_frame(astronaut_bgr, (90, 70), grey=220), "cam")
+    assert back.track_id not in (first.track_id, after_cut.track_id)
+
+
+def test_streams_are_followed_apart(astronaut_bgr: np.ndarray, tracking: TrackingDetector) -> None:
+    a = [tracking.detect(_frame(astronaut_bgr, (50 + 5 * i, 50)), "a")[0] for i in range(2)]
+    b = [tracking.detect(_frame(astronaut_bgr, (300 - 5 * i, 200)), "b")[0] for i in range(2)]
+    a.append(tracking.detect(_frame(astronaut_bgr, (60, 50)), "a")[0])
+    assert len({face.track_id for face in a}) == 1
+    assert len({face.track_id for face in b}) == 1
+    assert a[0].track_id != b[0].track_id
+    assert tracking.full_passes == 2  # one per stream
+
+
+def test_a_face_walking_in_between_full_passes_gets_its_own_id(
+    astronaut_bgr: np.ndarray, tracking: TrackingDetector
+) -> None:
+    (alone,) = tracking.detect(_frame(astronaut_bgr, (20, 20)), "cam")
+    frame = _frame(astronaut_bgr, (24, 20))
+    x, y, w, h = HEAD_XYWH
+    frame[240 : 240 + h, 400 : 400 + w] = astronaut_bgr[y : y + h, x : x + w]
+    faces = tracking.detect(frame, "cam")
+    assert len(faces) == 2
+    assert faces[0].track_id == alone.track_id
+    assert faces[1].track_id not in (None, alone.track_id)
+    assert iou_xywh(faces[1].box_xywh, _face_at((400, 240))) >= 0.4
+
+
+def test_a_cut_is_a_change_of_the_whole_picture(astronaut_bgr: np.ndarray) -> None:
+    still = thumbnail(_frame(astronaut_bgr, (50, 50)))
+    assert not is_cut(still, thumbnail(_frame(astronaut_bgr, (70, 60))))
+    assert is_cut(still, thumbnail(_frame(astronaut_bgr, (50, 50), grey=220)))
+    assert is_cut(still, thumbnail(astronaut_bgr))
+
+
+def test_nonsense_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="full_every"):
+        make_detector("blazeface_tracking", 40, 640, full_every=0)
