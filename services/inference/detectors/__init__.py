@@ -59,7 +59,9 @@ def make_detector(
 
         return TrackingDetector(
             BlazeFaceDetector("short", min_face_px=min_face_px, threads=threads, tiled=True),
-            BlazeFaceDetector("short", min_face_px=min_face_px, threads=1),
+            BlazeFaceDetector(
+                "short", min_face_px=min_face_px, threads=threads, tiled=True, second_look=False
+            ),
             full_every=full_every,
         )
     if name in ("blazeface", "blazeface_single", "blazeface_full"):

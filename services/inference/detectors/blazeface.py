@@ -230,12 +230,12 @@ class BlazeFaceDetector:
         return [(candidate.face, candidate.score) for candidate in candidates]
 
     def detect_in(
-        self, frame_bgr: ImageU8, regions_xywh: Sequence[BoxXYWH], *, whole: bool = False
+        self, frame_bgr: ImageU8, regions_xywh: Sequence[BoxXYWH], whole: Sequence[bool]
     ) -> list[list[tuple[DetectedFace, float]]]:
-        """Per region of the frame, the faces (and scores) of one model pass on it, no second
-        look; a region is a tile (faces it cuts or too large for it left out) unless ``whole``."""
+        """Per region, the faces (and scores) of one model pass on it over the lanes, no second
+        look; a tile (faces it cuts or too large for it left out) unless its ``whole``."""
         height, width = frame_bgr.shape[:2]
-        jobs = [_Region(frame_bgr, 1.0, region, whole=whole) for region in regions_xywh]
+        jobs = [_Region(frame_bgr, 1.0, r, w) for r, w in zip(regions_xywh, whole, strict=True)]
         with self._lock:
             found = self._map(partial(self._detect_region, frame_wh=(width, height)), jobs)
         merged = [weighted_nms_xyxy(rows, scores, NMS_IOU) for rows, scores in found]

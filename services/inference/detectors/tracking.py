@@ -71,7 +71,8 @@ class _Stream:
 
 
 class TrackingDetector:
-    """``full`` now and then, ``quick`` (BlazeFace on the whole frame, untiled) in between."""
+    """``full`` now and then, ``quick`` in between: the same network without second looks,
+    whose lanes take the whole frame and a tile, or the faces' surroundings, side by side."""
 
     def __init__(
         self,
@@ -137,8 +138,10 @@ class TrackingDetector:
         One pass on the whole frame and one on ``tile`` (the full pass's tiles in turn, for
         the small faces) find the faces; a followed face they do not find again is looked for
         in the square around its last box (one pass each)."""
-        seen = self._quick.detect_scored(frame_bgr)
-        (in_tile,) = self._quick.detect_in(frame_bgr, [tile])
+        height, width = frame_bgr.shape[:2]
+        seen, in_tile = self._quick.detect_in(
+            frame_bgr, [(0, 0, width, height), tile], (True, False)
+        )
         seen += [
             (face, score) for face, score in in_tile if not _pairs([face], [f for f, _ in seen])
         ]
@@ -186,7 +189,7 @@ def find_again(
     regions = [_around(box, context, (width, height)) for box in boxes_xywh]
     out: list[tuple[DetectedFace, float] | None] = []
     for box, found in zip(
-        boxes_xywh, detector.detect_in(frame_bgr, regions, whole=True), strict=True
+        boxes_xywh, detector.detect_in(frame_bgr, regions, [True] * len(regions)), strict=True
     ):
         overlaps = iou_matrix_xywh([box], [face.box_xywh for face, _ in found])[0]
         best = int(np.argmax(overlaps)) if found else -1
