@@ -85,7 +85,7 @@ def test_the_label_shown_keeps_the_per_frame_accuracy_on_clips(
     photos = backgrounds()
     # 60 clips: on 30 the two differ by a point either way from one draw to the next.
     clips = [make_clip(rng, faces, labels, photos, 12) for _ in range(60)]
-    followed = accuracy.follow("blazeface", clips, classifier)
+    followed = accuracy.follow("blazeface_tracking", clips, classifier)
     shown = accuracy.shown_vs_raw([scene for clip in clips for scene in clip], followed)
     # Here the argmax is right on 70.8% of 1,284 faces found and the label shown on 72.6%.
     assert shown["faces_found"] >= 1000, shown

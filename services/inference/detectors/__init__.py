@@ -55,12 +55,18 @@ def make_detector(
         return HaarDetector(min_face_px=min_face_px, detect_max_width=detect_max_width)
     if name == "blazeface_tracking":
         from .blazeface import BlazeFaceDetector
+        from .second_look import CANDIDATE_SCORE
         from .tracking import TrackingDetector
 
         return TrackingDetector(
             BlazeFaceDetector("short", min_face_px=min_face_px, threads=threads, tiled=True),
             BlazeFaceDetector(
-                "short", min_face_px=min_face_px, threads=threads, tiled=True, second_look=False
+                "short",
+                min_face_px=min_face_px,
+                threads=threads,
+                tiled=True,
+                second_look=False,
+                min_score=CANDIDATE_SCORE,
             ),
             full_every=full_every,
         )
