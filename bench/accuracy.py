@@ -435,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--detectors",
-        default="blazeface,haar,blazeface_full",
+        default="blazeface_tracking,blazeface,haar,blazeface_full",
         help="comma-separated; the clips use the first",
     )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_model.keras")

@@ -224,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--faces", default="1,3")
     parser.add_argument("--modes", default="live,lossless")
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--detector", default="blazeface", help="the worker's detector setting")
+    parser.add_argument(
+        "--detector", default="blazeface_tracking", help="the worker's detector setting"
+    )
     args = parser.parse_args(argv)
     grid = itertools.product(
         [int(f) for f in args.faces.split(",")],
