@@ -162,9 +162,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
     out = settings.out or Path("var") / "analyze" / inputs.name
     out.mkdir(parents=True, exist_ok=True)
     sprites: Sprites = load_sprites()
-    # Photos are stills apart: nothing to follow from one to the next.
-    still = inputs.kind != "video" and settings.detector == "blazeface_tracking"
-    detector = detector_for(settings, "blazeface" if still else None)
+    detector = detector_for(settings)
     classifier = load_classifier(
         settings.model_path, settings.classifier_runtime, settings.tf_threads
     )
