@@ -29,11 +29,11 @@ __all__ = [
 DETECTORS: Final[tuple[str, ...]] = get_args(DetectorName)
 
 
-def detector_for(settings: FaceSettings, name: str | None = None) -> FaceDetector:
-    """The detector ``settings`` ask for (or the one called ``name``), built with their sizes,
-    threads and full-pass interval."""
+def detector_for(settings: FaceSettings) -> FaceDetector:
+    """The detector ``settings`` ask for, built with their sizes, threads and full-pass
+    interval."""
     return make_detector(
-        name or settings.detector,
+        settings.detector,
         settings.min_face_px,
         settings.detect_max_width,
         settings.tf_threads,

@@ -191,10 +191,6 @@ class BlazeFaceDetector:
         self._lock = threading.Lock()
 
     def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
-        return [face for face, _ in self.detect_scored(frame_bgr)]
-
-    def detect_scored(self, frame_bgr: ImageU8) -> list[tuple[DetectedFace, float]]:
-        """The faces ``detect`` finds, each with BlazeFace's score (0-1)."""
         height, width = frame_bgr.shape[:2]
         whole = (0, 0, width, height)
         jobs: list[_Region] = []
@@ -227,7 +223,7 @@ class BlazeFaceDetector:
             candidates = self._candidates(merged, top, (width, height))
             if self._looks and candidates:
                 candidates = self._second_look(sorted(sources, key=lambda s: s[0]), candidates)
-        return [(candidate.face, candidate.score) for candidate in candidates]
+        return [candidate.face for candidate in candidates]
 
     def detect_in(
         self, frame_bgr: ImageU8, regions_xywh: Sequence[BoxXYWH], whole: Sequence[bool]

@@ -1,11 +1,12 @@
 """Detect once, then track: the full detector now and then, a face's last place in between.
 
 A stream's first frame, every ``full_every``-th frame after it, a frame that differs from the
-last one as a cut does (``is_cut``), and a frame in which a followed face is not found again
+last one as a cut does (``is_cut``), a frame in which a followed face is not found again, and
+one in which an unsure candidate (under ``SURE_SCORE``) turns up that no followed face explains
 get the full pass (BlazeFace on the whole frame and its tiles, with second looks: every face
-from 60 px up). In between, each face is looked for in a square around its last box (one
-model pass a face, ``find_again``) and faces that walk in by one pass on
-the whole frame (sure ones only, from ``SURE_SCORE``; the unsure wait for the next full pass).
+from 60 px up). In between, one pass on the whole frame and one on a tile of the full pass
+(the next each frame) find the faces, side by side; a followed face they miss is looked for
+in the square around its last box (one model pass a face, ``find_again``).
 
 Faces carry identity (``DetectedFace.track_id``): a face followed keeps its id, a face the
 full pass finds where no followed face was gets a new one, and after a cut every face does,
