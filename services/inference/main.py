@@ -29,6 +29,7 @@ from shared.transport import TransportError
 
 from .classifier import Classifier, Runtime, choose_runtime, load_classifier
 from .detectors import DetectorError, FaceDetector, detector_for
+from .detectors.tracking import TrackingDetector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus
@@ -134,6 +135,7 @@ def run(
             settings.worker_id,
             credit_held=loop.credit_held,
             model_version=lambda: loop.classifier.version,
+            full_passes=_full_passes(detector),
             detector=settings.detector,
             runtime=choose_runtime(settings.classifier_runtime),
         )
@@ -156,6 +158,13 @@ def make_tracker(settings: FaceSettings) -> FaceTracker:
         smoothing=settings.smoothing,
         label_hold_frames=settings.label_hold_frames,
     )
+
+
+def _full_passes(detector: FaceDetector) -> Callable[[], int] | None:
+    """How many frames a tracking detector gave its full pass so far (None for the others)."""
+    if isinstance(detector, TrackingDetector):
+        return lambda: detector.full_passes
+    return None
 
 
 def _loader(tf_threads: int, runtime: Runtime) -> Callable[[Path], Classifier]:

@@ -40,6 +40,7 @@ COUNTER_HELP: Final = {
     "reloads": "New model files swapped in while running.",
     "reload_failed": "New model files refused.",
     "heartbeats": "Heartbeats sent to captures.",
+    "full_detections": "Frames the tracking detector gave its full pass (first, due, cut, lost).",
 }
 GAUGE_HELP: Final = {
     "fps_in": "Frames received per second.",
@@ -139,9 +140,11 @@ class WorkerStatus:
         worker_id: str,
         credit_held: Callable[[], int],
         model_version: Callable[[], str],
+        full_passes: Callable[[], int] | None = None,
         **described: str,
     ) -> None:
         self._meters = meters
+        self._full_passes = full_passes
         self._registry = registry
         self._worker_id = worker_id
         self._credit_held = credit_held
@@ -157,7 +160,10 @@ class WorkerStatus:
     def metrics(self) -> list[Sample]:
         # The model changes with a hot reload: the info metric follows at each scrape.
         self._describe()
-        return self._meters.metrics(self._credit_held())
+        samples = self._meters.metrics(self._credit_held())
+        if self._full_passes is not None:
+            samples += counters({"full_detections": self._full_passes()}, COUNTER_HELP)
+        return samples
 
     def health(self) -> Health:
         return self._meters.watch.health(
