@@ -138,6 +138,7 @@ class WorkerStatus:
         meters: WorkerMeters,
         registry: ServiceMetrics,
         worker_id: str,
+        *,
         credit_held: Callable[[], int],
         model_version: Callable[[], str],
         full_passes: Callable[[], int] | None = None,
