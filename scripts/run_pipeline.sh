@@ -22,7 +22,7 @@ keys="${EMOJIFY_KEYS_DIR:-$home/keys}"
 
 need_file() {  # need_file PATH WHAT: stop with a hint when a key file is missing
     [ -r "$1" ] && return 0
-    echo "run_pipeline.sh $layout: $2 $1 is missing; see README 'Split layout' (python -m services.keys generate)" >&2
+    echo "run_pipeline.sh $layout: $2 $1 is missing; see README 'Split layout' (python -m services.keys generate; a key folder of the old layout, NAME.key.pub: python -m services.keys migrate $keys)" >&2
     exit 2
 }
 
@@ -36,11 +36,11 @@ camera-host)
     bind="${EMOJIFY_BIND_HOST:-0.0.0.0}"
     export EMOJIFY_CAPTURE_FRAMES_ENDPOINT="${EMOJIFY_CAPTURE_FRAMES_ENDPOINT:-tcp://$bind:5555}"
     export EMOJIFY_DISPLAY_RESULTS_ENDPOINT="${EMOJIFY_DISPLAY_RESULTS_ENDPOINT:-tcp://$bind:5557}"
-    export EMOJIFY_CAPTURE_CURVE_SECRET_KEY="${EMOJIFY_CAPTURE_CURVE_SECRET_KEY:-$keys/capture.key}"
+    export EMOJIFY_CAPTURE_CURVE_SECRET_KEY="${EMOJIFY_CAPTURE_CURVE_SECRET_KEY:-$keys/capture.key_secret}"
     export EMOJIFY_CAPTURE_CURVE_ALLOWED_DIR="${EMOJIFY_CAPTURE_CURVE_ALLOWED_DIR:-$keys/clients}"
-    export EMOJIFY_DISPLAY_CURVE_SECRET_KEY="${EMOJIFY_DISPLAY_CURVE_SECRET_KEY:-$keys/display.key}"
+    export EMOJIFY_DISPLAY_CURVE_SECRET_KEY="${EMOJIFY_DISPLAY_CURVE_SECRET_KEY:-$keys/display.key_secret}"
     export EMOJIFY_DISPLAY_CURVE_ALLOWED_DIR="${EMOJIFY_DISPLAY_CURVE_ALLOWED_DIR:-$keys/clients}"
-    export EMOJIFY_DISPLAY_CURVE_CAPTURE_PUBLIC_KEY="${EMOJIFY_DISPLAY_CURVE_CAPTURE_PUBLIC_KEY:-$keys/capture.key.pub}"
+    export EMOJIFY_DISPLAY_CURVE_CAPTURE_PUBLIC_KEY="${EMOJIFY_DISPLAY_CURVE_CAPTURE_PUBLIC_KEY:-$keys/capture.key}"
     need_file "$EMOJIFY_CAPTURE_CURVE_SECRET_KEY" "capture's secret key"
     need_file "$EMOJIFY_DISPLAY_CURVE_SECRET_KEY" "display's secret key"
     need_file "$EMOJIFY_DISPLAY_CURVE_CAPTURE_PUBLIC_KEY" "capture's public key"
@@ -53,9 +53,9 @@ gpu-host)
     export EMOJIFY_WORKER_ID_PREFIX="${EMOJIFY_WORKER_ID_PREFIX:-${host_id:-gpu}}"
     export EMOJIFY_WORKER_CAPTURE_ENDPOINTS="${EMOJIFY_WORKER_CAPTURE_ENDPOINTS:-tcp://$camera:5555}"
     export EMOJIFY_WORKER_RESULTS_ENDPOINT="${EMOJIFY_WORKER_RESULTS_ENDPOINT:-tcp://$camera:5557}"
-    export EMOJIFY_WORKER_CURVE_SECRET_KEY="${EMOJIFY_WORKER_CURVE_SECRET_KEY:-$keys/worker.key}"
-    export EMOJIFY_WORKER_CURVE_CAPTURE_PUBLIC_KEY="${EMOJIFY_WORKER_CURVE_CAPTURE_PUBLIC_KEY:-$keys/capture.key.pub}"
-    export EMOJIFY_WORKER_CURVE_DISPLAY_PUBLIC_KEY="${EMOJIFY_WORKER_CURVE_DISPLAY_PUBLIC_KEY:-$keys/display.key.pub}"
+    export EMOJIFY_WORKER_CURVE_SECRET_KEY="${EMOJIFY_WORKER_CURVE_SECRET_KEY:-$keys/worker.key_secret}"
+    export EMOJIFY_WORKER_CURVE_CAPTURE_PUBLIC_KEY="${EMOJIFY_WORKER_CURVE_CAPTURE_PUBLIC_KEY:-$keys/capture.key}"
+    export EMOJIFY_WORKER_CURVE_DISPLAY_PUBLIC_KEY="${EMOJIFY_WORKER_CURVE_DISPLAY_PUBLIC_KEY:-$keys/display.key}"
     need_file "$EMOJIFY_WORKER_CURVE_SECRET_KEY" "this host's secret key"
     need_file "$EMOJIFY_WORKER_CURVE_CAPTURE_PUBLIC_KEY" "capture's public key"
     need_file "$EMOJIFY_WORKER_CURVE_DISPLAY_PUBLIC_KEY" "display's public key"

@@ -1,5 +1,6 @@
-"""``python -m services.keys``: CurveZMQ key pairs for the services (``generate``), and the
-live page's credentials (``http-token``, ``http-user``)."""
+"""``python -m services.keys``: CurveZMQ key pairs for the services (``generate``) in pyzmq's
+format, the move of an old key folder to it (``migrate``), and the live page's credentials
+(``http-token``, ``http-user``)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.curve import NAME_PATTERN, PUBLIC_SUFFIX, CurveError, generate_keypair, load_keypair
+from shared.curve import (
+    NAME_PATTERN,
+    PUBLIC_SUFFIX,
+    SECRET_SUFFIX,
+    CurveError,
+    generate_keypair,
+    load_keypair,
+    migrate_key_folder,
+)
 from shared.settings import EXIT_CANNOT_START
 
-from .display.page_auth import hash_password
+from .display.page_auth import MIN_PASSWORD_CHARS, hash_password
 
 __all__ = ["main"]
 
@@ -22,8 +31,8 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m services.keys",
-        description="Make CurveZMQ key pairs: NAME.key (secret, mode 0600; stays on its host) "
-        "and NAME.key.pub (public; copy it to the peers).",
+        description="Make CurveZMQ key pairs in pyzmq's format: NAME.key_secret (secret, mode "
+        "0600; stays on its host) and NAME.key (public; copy it to the peers).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate", help="write a key pair per --name")
@@ -35,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help="service name, e.g. capture, display, worker (repeat or comma-separate)",
     )
     generate.add_argument("--force", action="store_true", help="replace existing key files")
+    migrate = commands.add_parser(
+        "migrate",
+        help="rename an old key folder (NAME.key secret, NAME.key.pub public) and its "
+        "subfolders to pyzmq's names (NAME.key_secret, NAME.key), in place",
+    )
+    migrate.add_argument("dir", type=Path, nargs="+", help="key folder(s)")
     token = commands.add_parser(
         "http-token", help="write a random access token for the page (mode 0600)"
     )
@@ -73,8 +88,8 @@ def _http_user(path: Path, user: str) -> None:
             raise CurveError("the two passwords differ")
     else:
         password = sys.stdin.readline().rstrip("\n")
-    if len(password) < 8:
-        raise CurveError("password: expected 8 characters or more")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise CurveError(f"password: expected {MIN_PASSWORD_CHARS} characters or more")
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     kept = [line for line in lines if line.partition(":")[0] != user]
     _write_private(path, "\n".join([*kept, f"{user}:{hash_password(password)}"]) + "\n")
@@ -99,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "http-user":
             _http_user(args.file, args.user)
             return 0
+        if args.command == "migrate":
+            for folder in args.dir:
+                moved = migrate_key_folder(folder)
+                print("\n".join(moved) if moved else f"{folder}: already in pyzmq's format")
+            return 0
         for name in _names(args.name):
             secret_path, public_path = generate_keypair(args.dir, name, overwrite=args.force)
             public = load_keypair(secret_path).public.decode()
@@ -107,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"services.keys: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
     print(
-        f"Copy each *{PUBLIC_SUFFIX} to the hosts that need it: a server's allowed folder "
+        f"Copy each *{PUBLIC_SUFFIX} (public) to the hosts that need it, never a "
+        f"*{SECRET_SUFFIX}: a server's allowed folder "
         "(curve_allowed_dir) holds its clients' public keys; a client names its server's "
         "public key (curve_capture_public_key, curve_display_public_key)."
     )

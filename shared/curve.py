@@ -35,6 +35,7 @@ __all__ = [
     "load_allowed_keys",
     "load_keypair",
     "load_public_key",
+    "migrate_key_folder",
     "require_settings",
     "secure_servers",
     "start_authenticator",
@@ -42,9 +43,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``NAME.key`` holds the secret key (mode 0600), ``NAME.key.pub`` the public one.
-SECRET_SUFFIX: Final = ".key"
-PUBLIC_SUFFIX: Final = ".key.pub"
+#: pyzmq's names (``zmq.auth.create_certificates``): ``NAME.key`` is the public certificate,
+#: ``NAME.key_secret`` the secret one (mode 0600); ``zmq.auth.load_certificates`` reads every
+#: ``*.key`` of a folder as public.
+PUBLIC_SUFFIX: Final = ".key"
+SECRET_SUFFIX: Final = ".key_secret"
+#: The public key's name before the project took pyzmq's (its ``NAME.key`` was the secret).
+OLD_PUBLIC_SUFFIX: Final = ".key.pub"
+MIGRATE_HINT: Final = "python -m services.keys migrate DIR moves an old key folder to pyzmq's names"
 NAME_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 #: A z85-encoded CURVE key is 40 characters.
 Z85_KEY_LEN: Final = 40
@@ -103,12 +109,18 @@ def _what_is(path: Path) -> str:
 
 
 def load_keypair(path: Path) -> KeyPair:
-    """The key pair in a secret key file ``NAME.key``; CurveError if it has no secret key."""
+    """The key pair in a secret key file ``NAME.key_secret``; CurveError if it has no secret
+    key, or if it is named as a public one (``NAME.key``: a key folder of the old layout)."""
     public, secret = _read_certificate(path)
     if secret is None:
         raise CurveError(
             f"{path} holds only a public key; expected the secret key file NAME{SECRET_SUFFIX} "
-            f"written by `python -m services.keys generate`"
+            f"written by `python -m services.keys generate` ({MIGRATE_HINT})"
+        )
+    if path.name.endswith(PUBLIC_SUFFIX):
+        raise CurveError(
+            f"{path} holds a secret key under a public key's name (NAME{PUBLIC_SUFFIX} is "
+            f"public in pyzmq's format, NAME{SECRET_SUFFIX} secret): {MIGRATE_HINT}"
         )
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -119,20 +131,40 @@ def load_keypair(path: Path) -> KeyPair:
 
 
 def load_public_key(path: Path) -> bytes:
-    """The public key in ``NAME.key.pub`` (or in a secret key file)."""
-    return _read_certificate(path)[0]
+    """The public key in ``NAME.key``; CurveError when the file holds a secret key too (a
+    secret never goes where public keys are copied)."""
+    public, secret = _read_certificate(path)
+    if secret is not None:
+        raise CurveError(
+            f"{path} holds a secret key where a public key is expected: copy NAME{PUBLIC_SUFFIX} "
+            f"(public) to peers, never NAME{SECRET_SUFFIX} ({MIGRATE_HINT})"
+        )
+    return public
 
 
 def load_allowed_keys(folder: Path) -> frozenset[bytes]:
-    """Public keys of every ``*.key.pub`` in ``folder``; CurveError when there is none."""
+    """Public keys of every ``*.key`` in ``folder``, as ``zmq.auth.load_certificates`` reads
+    them; CurveError when there is none, when one holds a secret, or when the folder is of the
+    old layout (``*.key.pub``) or holds a ``*.key_secret``."""
     if not folder.is_dir():
         raise CurveError(
             f"expected a folder of allowed public keys at {folder}, found {_what_is(folder)}"
         )
     try:
         files = sorted(folder.glob("*" + PUBLIC_SUFFIX))
+        old = sorted(folder.glob("*" + OLD_PUBLIC_SUFFIX))
+        secrets = sorted(folder.glob("*" + SECRET_SUFFIX))
     except OSError as error:
         raise CurveError(f"cannot list {folder}: {error}") from error
+    if old:
+        raise CurveError(
+            f"{folder} holds public keys under the old name {old[0].name}: {MIGRATE_HINT}"
+        )
+    if secrets:
+        raise CurveError(
+            f"{folder} is a folder of public keys and holds a secret one, {secrets[0].name}: "
+            "move it out"
+        )
     if not files:
         raise CurveError(
             f"{folder} holds no *{PUBLIC_SUFFIX} file, so no client could connect; copy the "
@@ -142,7 +174,7 @@ def load_allowed_keys(folder: Path) -> frozenset[bytes]:
 
 
 def generate_keypair(folder: Path, name: str, *, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write ``NAME.key`` (secret, mode 0600) and ``NAME.key.pub`` in ``folder``.
+    """Write ``NAME.key_secret`` (secret, mode 0600) and ``NAME.key`` (public) in ``folder``.
 
     Uses pyzmq's ``create_certificates`` in a private temporary folder, then renames both files
     into place, so a reader never sees half a key. Returns (secret path, public path).
@@ -165,6 +197,43 @@ def generate_keypair(folder: Path, name: str, *, overwrite: bool = False) -> tup
         os.replace(secret_tmp, secret_path)
         os.replace(public_tmp, public_path)
     return secret_path, public_path
+
+
+def migrate_key_folder(folder: Path) -> list[str]:
+    """Rename the key files of ``folder`` and its subfolders from the old layout (``NAME.key``
+    secret, ``NAME.key.pub`` public) to pyzmq's (``NAME.key_secret``, ``NAME.key``), in place.
+
+    Each file moves by one rename, the secret first, so an interrupted migration is finished
+    by running it again; files already in pyzmq's layout are left alone. Returns one line per
+    file moved. CurveError when a name is taken by a different key.
+    """
+    if not folder.is_dir():
+        raise CurveError(f"expected a key folder at {folder}, found {_what_is(folder)}")
+    done: list[str] = []
+    for old_secret in sorted(folder.rglob("*" + PUBLIC_SUFFIX)):
+        if _read_certificate(old_secret)[1] is None:
+            continue  # a public key already in pyzmq's layout
+        new_secret = old_secret.with_name(old_secret.name[: -len(PUBLIC_SUFFIX)] + SECRET_SUFFIX)
+        if new_secret.exists():
+            raise CurveError(f"{old_secret} holds a secret key and {new_secret} exists: keep one")
+        os.chmod(old_secret, 0o600)
+        os.replace(old_secret, new_secret)
+        done.append(f"{old_secret} -> {new_secret} (secret)")
+    for old_public in sorted(folder.rglob("*" + OLD_PUBLIC_SUFFIX)):
+        public = _read_certificate(old_public)[0]
+        new_public = old_public.with_name(
+            old_public.name[: -len(OLD_PUBLIC_SUFFIX)] + PUBLIC_SUFFIX
+        )
+        if new_public.exists():
+            if _read_certificate(new_public)[0] != public:
+                raise CurveError(f"{old_public} and {new_public} hold different public keys")
+            old_public.unlink()
+            done.append(f"{old_public} removed (the same key is in {new_public})")
+            continue
+        os.chmod(old_public, 0o644)
+        os.replace(old_public, new_public)
+        done.append(f"{old_public} -> {new_public} (public)")
+    return done
 
 
 # --- sockets -------------------------------------------------------------------------------
@@ -286,7 +355,7 @@ class CurveSettings(ServiceSettings):
 
     curve_secret_key: SecretKeyFile | None = Field(
         default=None,
-        description="This service's secret key file NAME.key (python -m services.keys "
+        description="This service's secret key file NAME.key_secret (python -m services.keys "
         "generate). Set: every socket uses CurveZMQ. Unset: plain text, loopback only.",
     )
     allow_insecure_network: bool = Field(
@@ -324,8 +393,8 @@ class CurveServerSettings(CurveSettings):
 
     curve_allowed_dir: AllowedKeysDir | None = Field(
         default=None,
-        description="Folder of NAME.key.pub files of the clients allowed to connect (needed "
-        "with curve_secret_key).",
+        description="Folder of NAME.key files (public keys) of the clients allowed to connect "
+        "(needed with curve_secret_key).",
     )
 
 

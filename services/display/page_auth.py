@@ -42,6 +42,8 @@ SESSION_S: Final = 12 * 3600.0
 FIRST_DELAY_S: Final = 0.25
 MAX_DELAY_S: Final = 8.0
 PBKDF2_ITERATIONS: Final = 200_000
+#: The shortest password ``python -m services.keys http-user`` accepts.
+MIN_PASSWORD_CHARS: Final = 12
 #: Routes anyone may reach: the health check and the login form itself.
 OPEN_PATHS: Final = frozenset({"/healthz", "/login"})
 MAX_FORM_BYTES: Final = 4096

@@ -50,7 +50,7 @@ class DisplaySettings(CurveServerSettings):
     )
     curve_capture_public_key: PublicKeyFile | None = Field(
         default=None,
-        description="Capture's public key file (NAME.key.pub), for the preview SUB (needed "
+        description="Capture's public key file (NAME.key, public), for the preview SUB (needed "
         "with curve_secret_key).",
     )
     mode: Literal["sync", "live"] = Field(

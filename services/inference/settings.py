@@ -162,12 +162,12 @@ class WorkerSettings(CurveSettings, FaceSettings):
     )
     curve_capture_public_key: PublicKeyFile | None = Field(
         default=None,
-        description="Capture's public key file (NAME.key.pub), for every capture endpoint "
+        description="Capture's public key file (NAME.key, public), for every capture endpoint "
         "(needed with curve_secret_key).",
     )
     curve_display_public_key: PublicKeyFile | None = Field(
         default=None,
-        description="Display's public key file (NAME.key.pub), for the results endpoint "
+        description="Display's public key file (NAME.key, public), for the results endpoint "
         "(needed with curve_secret_key).",
     )
     credit: int = Field(

@@ -313,7 +313,7 @@ def _keys(tmp_path: Path) -> Path:
         allowed = tmp_path / f"allowed-{server}"
         allowed.mkdir()
         for client in clients:
-            shutil.copy(keys / f"{client}.key.pub", allowed)
+            shutil.copy(keys / f"{client}.key", allowed)
     return keys
 
 
@@ -366,11 +366,11 @@ def test_remote_worker_needs_the_right_key_and_frames_cross_encrypted(
                     "--status-port",
                     str(display_status),
                     "--curve-secret-key",
-                    str(keys / "display.key"),
+                    str(keys / "display.key_secret"),
                     "--curve-allowed-dir",
                     str(tmp_path / "allowed-display"),
                     "--curve-capture-public-key",
-                    str(keys / "capture.key.pub"),
+                    str(keys / "capture.key"),
                 ],
                 tmp_path,
             )
@@ -393,7 +393,7 @@ def test_remote_worker_needs_the_right_key_and_frames_cross_encrypted(
                     "--status-port",
                     str(capture_status),
                     "--curve-secret-key",
-                    str(keys / "capture.key"),
+                    str(keys / "capture.key_secret"),
                     "--curve-allowed-dir",
                     str(tmp_path / "allowed-capture"),
                 ],
@@ -424,11 +424,11 @@ def test_remote_worker_needs_the_right_key_and_frames_cross_encrypted(
                         "--status-port",
                         str(worker_ports[worker_id]),
                         "--curve-secret-key",
-                        str(keys / f"{key}.key"),
+                        str(keys / f"{key}.key_secret"),
                         "--curve-capture-public-key",
-                        str(keys / "capture.key.pub"),
+                        str(keys / "capture.key"),
                         "--curve-display-public-key",
-                        str(keys / "display.key.pub"),
+                        str(keys / "display.key"),
                     ],
                     tmp_path,
                 )
@@ -461,7 +461,7 @@ def test_remote_worker_needs_the_right_key_and_frames_cross_encrypted(
         assert rogue["frames_total"] == 0 and rogue["results_total"] == 0, rogue
         assert from_worker("remote-rogue") == []
         assert len(from_worker("remote-good")) > good_before, "frames stopped flowing"
-        rogue_public = load_public_key(keys / "rogue.key.pub").decode()
+        rogue_public = load_public_key(keys / "rogue.key").decode()
         for server in ("capture", "display"):
             text = next(s for s in services if s.name == server).log()
             assert f"refused a CURVE client with public key {rogue_public}" in text, logs()

@@ -30,11 +30,11 @@ def _keys(tmp_path: Path) -> tuple[Path, Path]:
     camera, gpu = tmp_path / "camera-keys", tmp_path / "gpu-keys"
     assert keys_main(["generate", "--dir", str(camera), "--name", "capture,display"]) == 0
     (camera / "clients").mkdir()
-    shutil.copy(camera / "display.key.pub", camera / "clients")
+    shutil.copy(camera / "display.key", camera / "clients")
     assert keys_main(["generate", "--dir", str(gpu), "--name", "worker"]) == 0
     for name in ("capture", "display"):
-        shutil.copy(camera / f"{name}.key.pub", gpu)
-    shutil.copy(gpu / "worker.key.pub", camera / "clients" / "gpu-box-1.key.pub")
+        shutil.copy(camera / f"{name}.key", gpu)
+    shutil.copy(gpu / "worker.key", camera / "clients" / "gpu-box-1.key")
     return camera, gpu
 
 

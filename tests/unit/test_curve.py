@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from shared.curve import (
     load_allowed_keys,
     load_keypair,
     load_public_key,
+    migrate_key_folder,
     start_authenticator,
 )
 from shared.messages import WorkRequest
@@ -54,7 +57,7 @@ def keys(tmp_path: Path) -> Path:
         generate_keypair(folder, name)
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    (allowed / "worker.key.pub").write_bytes((folder / "worker.key.pub").read_bytes())
+    (allowed / "worker.key").write_bytes((folder / "worker.key").read_bytes())
     return tmp_path
 
 
@@ -70,7 +73,7 @@ def ctx() -> Iterator[zmq.Context[Any]]:
 
 def test_generate_writes_a_private_secret_and_a_public_key(tmp_path: Path) -> None:
     secret_path, public_path = generate_keypair(tmp_path / "k", "capture")
-    assert (secret_path.name, public_path.name) == ("capture.key", "capture.key.pub")
+    assert (secret_path.name, public_path.name) == ("capture.key_secret", "capture.key")
     assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
     pair = load_keypair(secret_path)
     assert len(pair.public) == len(pair.secret) == 40
@@ -79,7 +82,7 @@ def test_generate_writes_a_private_secret_and_a_public_key(tmp_path: Path) -> No
     # Only the two key files are left: the temporary folder is gone.
     assert sorted(p.name for p in (tmp_path / "k").iterdir()) == [
         "capture.key",
-        "capture.key.pub",
+        "capture.key_secret",
     ]
 
 
@@ -98,7 +101,9 @@ def test_keys_command_makes_each_name_and_exits_2_on_a_clash(
     args = ["generate", "--dir", str(tmp_path), "--name", "capture,display", "--name", "worker"]
     assert keys_main(args) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"{n}.key{s}" for n in ("capture", "display", "worker") for s in ("", ".pub")]
+    assert names == [
+        f"{n}.key{s}" for n in ("capture", "display", "worker") for s in ("", "_secret")
+    ]
     assert keys_main(["generate", "--dir", str(tmp_path), "--name", "worker"]) == 2
     assert "--force" in capsys.readouterr().err
     assert keys_main(["generate", "--dir", str(tmp_path), "--name", "../evil"]) == 2
@@ -107,9 +112,9 @@ def test_keys_command_makes_each_name_and_exits_2_on_a_clash(
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda d: d / "missing.key", "no such file"),
+        (lambda d: d / "missing.key_secret", "no such file"),
         (lambda d: d, "a folder"),
-        (lambda d: d / "worker.key.pub", "only a public key"),
+        (lambda d: d / "worker.key", "only a public key"),
     ],
 )
 def test_load_keypair_says_what_is_wrong(
@@ -120,13 +125,105 @@ def test_load_keypair_says_what_is_wrong(
 
 
 def test_allowed_dir_must_hold_public_keys(keys: Path, tmp_path: Path) -> None:
-    assert load_allowed_keys(keys / "allowed") == {load_public_key(keys / "keys/worker.key.pub")}
+    assert load_allowed_keys(keys / "allowed") == {load_public_key(keys / "keys/worker.key")}
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(CurveError, match=r"no \*\.key\.pub"):
+    with pytest.raises(CurveError, match=r"no \*\.key file"):
         load_allowed_keys(empty)
     with pytest.raises(CurveError, match="no such file"):
         load_allowed_keys(tmp_path / "absent")
+
+
+def test_key_files_are_pyzmqs_own_both_ways(tmp_path: Path) -> None:
+    """Ours read by pyzmq's loaders, and pyzmq's (create_certificates) used as ours."""
+    from zmq.auth.certs import create_certificates, load_certificate, load_certificates
+
+    secret_path, public_path = generate_keypair(tmp_path / "ours", "capture")
+    pair = load_keypair(secret_path)
+    assert load_certificate(secret_path) == (pair.public, pair.secret)
+    assert load_certificate(public_path) == (pair.public, None)
+    assert load_certificates(tmp_path / "ours") == {pair.public: True}
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    public_file, secret_file = create_certificates(theirs, "worker")
+    assert (Path(public_file).name, Path(secret_file).name) == ("worker.key", "worker.key_secret")
+    assert load_keypair(Path(secret_file)).public == load_public_key(Path(public_file))
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    shutil.copy(public_file, allowed)
+    assert load_allowed_keys(allowed) == {load_public_key(Path(public_file))}
+
+
+def test_a_secret_where_a_public_key_belongs_is_refused(keys: Path) -> None:
+    folder = keys / "keys"
+    leaked = keys / "allowed" / "capture.key"
+    shutil.copy(folder / "capture.key_secret", leaked)  # "the .key file", copied by hand
+    with pytest.raises(CurveError, match="holds a secret key where a public key is expected"):
+        load_public_key(leaked)
+    with pytest.raises(CurveError, match="holds a secret key where a public key is expected"):
+        load_allowed_keys(keys / "allowed")
+    leaked.unlink()
+    shutil.copy(folder / "capture.key_secret", keys / "allowed")
+    with pytest.raises(CurveError, match=r"holds a secret one, capture\.key_secret"):
+        load_allowed_keys(keys / "allowed")
+    with pytest.raises(ValidationError, match="where a public key is expected"):
+        WorkerSettings(
+            curve_secret_key=folder / "worker.key_secret",
+            curve_capture_public_key=folder / "capture.key_secret",
+            curve_display_public_key=folder / "capture.key",
+        )
+
+
+def _old_layout(folder: Path, name: str) -> KeyPair:
+    """A key pair as the project wrote it before pyzmq's names: NAME.key secret, .key.pub."""
+    secret_path, public_path = generate_keypair(folder, name)
+    pair = load_keypair(secret_path)
+    os.replace(public_path, folder / f"{name}.key.pub")
+    os.replace(secret_path, folder / f"{name}.key")
+    return pair
+
+
+def test_migrate_moves_an_old_key_folder_to_pyzmqs_names_in_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys"
+    capture, display = _old_layout(keys, "capture"), _old_layout(keys, "display")
+    clients = keys / "clients"
+    clients.mkdir()
+    shutil.copy(keys / "display.key.pub", clients / "display.key.pub")
+    # Before: the services refuse the old layout and say how to move it.
+    with pytest.raises(CurveError, match=r"services\.keys migrate"):
+        load_keypair(keys / "capture.key")
+    with pytest.raises(CurveError, match=r"services\.keys migrate"):
+        load_allowed_keys(clients)
+
+    assert keys_main(["migrate", str(keys)]) == 0
+    assert "capture.key -> " in capsys.readouterr().out
+    assert sorted(p.name for p in keys.iterdir()) == [
+        "capture.key",
+        "capture.key_secret",
+        "clients",
+        "display.key",
+        "display.key_secret",
+    ]
+    assert load_keypair(keys / "capture.key_secret") == capture
+    assert load_public_key(keys / "display.key") == display.public
+    assert stat.S_IMODE((keys / "display.key_secret").stat().st_mode) == 0o600
+    assert load_allowed_keys(clients) == {display.public}
+    # Again: nothing left to do, nothing changed.
+    assert keys_main(["migrate", str(keys)]) == 0
+    assert "already in pyzmq's format" in capsys.readouterr().out
+    assert load_keypair(keys / "capture.key_secret") == capture
+
+
+def test_migrate_finishes_an_interrupted_move(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    pair = _old_layout(keys, "worker")
+    os.replace(keys / "worker.key", keys / "worker.key_secret")  # stopped after the first rename
+    migrate_key_folder(keys)
+    assert load_keypair(keys / "worker.key_secret") == pair
+    assert load_public_key(keys / "worker.key") == pair.public
+    assert not (keys / "worker.key.pub").exists()
 
 
 # --- the loopback rule ---------------------------------------------------------------------
@@ -180,7 +277,7 @@ def test_each_service_refuses_a_network_bind_without_keys(
     assert opted_out.allow_insecure_network
     secured = CaptureSettings(
         frames_endpoint="tcp://0.0.0.0:5555",
-        curve_secret_key=keys / "keys/capture.key",
+        curve_secret_key=keys / "keys/capture.key_secret",
         curve_allowed_dir=keys / "allowed",
     )
     assert secured.keypair() is not None
@@ -188,16 +285,16 @@ def test_each_service_refuses_a_network_bind_without_keys(
 
 def test_keys_must_come_complete(keys: Path) -> None:
     with pytest.raises(ValidationError, match="also needs curve_allowed_dir"):
-        CaptureSettings(curve_secret_key=keys / "keys/capture.key")
+        CaptureSettings(curve_secret_key=keys / "keys/capture.key_secret")
     with pytest.raises(ValidationError, match="curve_display_public_key"):
         WorkerSettings(
-            curve_secret_key=keys / "keys/worker.key",
-            curve_capture_public_key=keys / "keys/capture.key.pub",
+            curve_secret_key=keys / "keys/worker.key_secret",
+            curve_capture_public_key=keys / "keys/capture.key",
         )
     with pytest.raises(ValidationError, match="set but curve_secret_key is not"):
-        WorkerSettings(curve_capture_public_key=keys / "keys/capture.key.pub")
+        WorkerSettings(curve_capture_public_key=keys / "keys/capture.key")
     with pytest.raises(ValidationError, match="no such file"):
-        WorkerSettings(curve_capture_public_key=keys / "keys/nope.key.pub")
+        WorkerSettings(curve_capture_public_key=keys / "keys/nope.key")
 
 
 # --- a real CURVE pair ---------------------------------------------------------------------
@@ -206,7 +303,7 @@ def test_keys_must_come_complete(keys: Path) -> None:
 def _curve_router(ctx: zmq.Context[Any], keys: Path) -> tuple[Socket, str, Callable[[], None]]:
     router = make_socket(ctx, zmq.ROUTER)
     stop = start_authenticator(ctx, load_allowed_keys(keys / "allowed"), "test")
-    curve_server(router, load_keypair(keys / "keys/capture.key"))
+    curve_server(router, load_keypair(keys / "keys/capture.key_secret"))
     return router, bind(router, "tcp://127.0.0.1:*"), stop
 
 
@@ -224,7 +321,8 @@ def test_curve_pair_with_the_right_keys_talks(keys: Path) -> None:
     router, endpoint, stop = _curve_router(server_ctx, keys)
     try:
         client = ClientKeys(
-            load_keypair(keys / "keys/worker.key"), load_public_key(keys / "keys/capture.key.pub")
+            load_keypair(keys / "keys/worker.key_secret"),
+            load_public_key(keys / "keys/capture.key"),
         )
         dealer = _dealer(client_ctx, endpoint, client)
         request = WorkRequest(worker_id="worker-1", credit=2)
@@ -243,14 +341,14 @@ def test_curve_pair_with_the_right_keys_talks(keys: Path) -> None:
 
 def _rogue(keys: Path) -> ClientKeys:
     return ClientKeys(
-        load_keypair(keys / "keys/rogue.key"), load_public_key(keys / "keys/capture.key.pub")
+        load_keypair(keys / "keys/rogue.key_secret"), load_public_key(keys / "keys/capture.key")
     )
 
 
 def _wrong_server(keys: Path) -> ClientKeys:
     # An allowed client that trusts the wrong server key (a man in the middle, say).
     return ClientKeys(
-        load_keypair(keys / "keys/worker.key"), load_public_key(keys / "keys/rogue.key.pub")
+        load_keypair(keys / "keys/worker.key_secret"), load_public_key(keys / "keys/rogue.key")
     )
 
 
@@ -280,5 +378,5 @@ def test_curve_server_gives_nothing_to_a_wrong_client(
 
 
 def test_keypair_is_a_value(keys: Path) -> None:
-    pair = load_keypair(keys / "keys/worker.key")
+    pair = load_keypair(keys / "keys/worker.key_secret")
     assert pair == KeyPair(pair.public, pair.secret)
