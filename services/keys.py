@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from shared.curve import (
+from shared.key_files import (
     NAME_PATTERN,
     PUBLIC_SUFFIX,
     SECRET_SUFFIX,

@@ -27,6 +27,9 @@ __all__ = [
     "WorkRequest",
 ]
 
+#: The wire's major version: it changes only when a field changes meaning or a required one
+#: is added, never for an optional field (receivers ignore fields they do not know, and a
+#: field a sender omits takes its default), so hosts one release apart understand each other.
 SCHEMA_VERSION: Final = 1
 MAX_FACES: Final = 64
 #: ``score`` is a copy of one of ``probabilities``; allow for a float32 -> float64 round trip.
@@ -45,17 +48,22 @@ WallClockNs = Annotated[int, Field(ge=0, description="Wall clock, time.time_ns()
 Milliseconds = Annotated[float, Field(ge=0.0)]
 
 
-class WireModel(BaseModel):
-    """Base of every message: frozen, strict about unknown keys, versioned, named on the wire."""
+#: Every message and its parts: frozen; fields a newer release added are ignored (the wire
+#: counts them); allow_inf_nan=False: a NaN probability or timing is a bug upstream, not data.
+WIRE_CONFIG: Final = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
-    # allow_inf_nan=False: a NaN probability or timing is a bug upstream, not data.
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+class WireModel(BaseModel):
+    """Base of every message: frozen, tolerant of fields it does not know, versioned, named on
+    the wire. A field added within a schema version must have a default."""
+
+    model_config = WIRE_CONFIG
 
     kind: ClassVar[str] = ""
     #: Whether the message travels with a non-empty payload (JPEG bytes).
     has_payload: ClassVar[bool] = False
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = SCHEMA_VERSION  # the wire refuses other versions first
 
 
 class FrameHeader(WireModel):
@@ -75,7 +83,7 @@ class FrameHeader(WireModel):
 class Face(BaseModel):
     """One detected face: where it is and what the model thinks it shows."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = WIRE_CONFIG
 
     box_xywh: tuple[int, int, int, int] = Field(description="Box in frame pixels: x, y, w, h.")
     probabilities: tuple[float, ...] = Field(
@@ -148,7 +156,7 @@ class Face(BaseModel):
 class StageTimings(BaseModel):
     """Time spent per stage of the worker, in milliseconds."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    model_config = WIRE_CONFIG
 
     decode_ms: Milliseconds = 0.0
     detect_ms: Milliseconds = 0.0

@@ -106,6 +106,25 @@ class _SourceCollector(Collector):
                 yield GaugeMetricFamily(name, sample.help, value=sample.value)
 
 
+class _WireCollector(Collector):
+    """``emojify_<service>_wire_ignored_fields_total{kind}``: fields of newer peers ignored."""
+
+    def __init__(self, service: str) -> None:
+        self._name = metric_name(service, "wire_ignored_fields")
+
+    def collect(self) -> Iterable[Metric]:
+        from shared.wire import ignored_fields
+
+        family = CounterMetricFamily(
+            self._name,
+            "Fields of a newer release's messages that this service ignored, per message kind.",
+            labels=["kind"],
+        )
+        for kind, count in sorted(ignored_fields().items()):
+            family.add_metric([kind], count)
+        yield family
+
+
 class ServiceMetrics:
     """The registry of one service: its histograms, its info metric, and its sampled values."""
 
@@ -115,6 +134,7 @@ class ServiceMetrics:
         self._info = Info(
             metric_name(service, "build"), f"What this {service} runs.", registry=self.registry
         )
+        self.registry.register(_WireCollector(service))
 
     def histogram(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Histogram:
         """A latency histogram ``emojify_<service>_<name>_seconds`` (1-500 ms buckets)."""

@@ -1,13 +1,22 @@
-"""The wire format, owned here alone: multipart [msgpack header, raw payload] with validation."""
+"""The wire format, owned here alone: multipart [msgpack header, raw payload] with validation.
+
+Hosts one release apart understand each other: a field a newer sender adds is ignored (counted
+in ``ignored_fields``, logged once per name), a field an older sender omits takes its default.
+Only another ``schema_version`` (a change of meaning) is refused, naming the side to upgrade.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+import typing
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 import msgpack
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.messages import (
     SCHEMA_VERSION,
@@ -25,12 +34,16 @@ __all__ = [
     "MAX_IDENTITY_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MESSAGE_TYPES",
+    "VersionError",
     "WireError",
     "decode",
     "decode_as",
     "encode",
+    "ignored_fields",
     "split_envelope",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES: Final = 64 * 1024
 MAX_PAYLOAD_BYTES: Final = 16 * 1024 * 1024
@@ -45,8 +58,94 @@ MESSAGE_TYPES: Final[Mapping[str, type[WireModel]]] = MappingProxyType(
 M = TypeVar("M", FrameHeader, ResultHeader, EndOfStream, WorkRequest, Heartbeat)
 
 
+#: Field names logged as ignored, at most: a hostile peer cannot fill the log with new names.
+MAX_LOGGED_FIELDS: Final = 32
+
+
 class WireError(ValueError):
     """A message that breaks the wire format; receivers count it, log it and drop it."""
+
+
+class VersionError(WireError):
+    """A message of another ``schema_version``: the message says which side to upgrade."""
+
+
+class _Ignored:
+    """Fields of newer releases ignored so far, per message kind (all threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._logged: set[tuple[str, str]] = set()
+
+    def add(self, kind: str, names: Sequence[str]) -> None:
+        with self._lock:
+            self._counts[kind] += len(names)
+            new = [
+                name
+                for name in names
+                if (kind, name) not in self._logged and len(self._logged) < MAX_LOGGED_FIELDS
+            ]
+            self._logged.update((kind, name) for name in new)
+        for name in new:
+            log.info(
+                "ignoring field %r of %r messages: a peer of a newer release sends it (the "
+                "wire's counter ignored_fields counts every one)",
+                name[:64],
+                kind,
+            )
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+_IGNORED: Final = _Ignored()
+
+
+def ignored_fields() -> dict[str, int]:
+    """How many fields of newer releases this process ignored, per message kind."""
+    return _IGNORED.snapshot()
+
+
+def _unknown(model: type[BaseModel], fields: Mapping[Any, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the keys in ``fields`` (and in its nested models) that ``model`` lacks."""
+    names = [f"{prefix}{key}" for key in fields if key not in model.model_fields]
+    for name, info in model.model_fields.items():
+        value, inner = fields.get(name), _model_in(info.annotation)
+        if inner is None:
+            continue
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if isinstance(item, Mapping):
+                names += _unknown(inner, item, f"{prefix}{name}.")
+    return names
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, alone or as ``tuple[Model, ...]``; None for other fields."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) is tuple:
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if len(args) == 1:
+            return _model_in(args[0])
+    return None
+
+
+def _check_version(kind: str, version: object) -> None:
+    if version == SCHEMA_VERSION:
+        return
+    if isinstance(version, int) and not isinstance(version, bool):
+        newer = version > SCHEMA_VERSION
+        raise VersionError(
+            f"{kind!r} message of schema_version {version} from a peer, this service speaks "
+            f"{SCHEMA_VERSION}: upgrade {'this service' if newer else 'the peer that sent it'} "
+            "(hosts one schema_version apart cannot talk; within one they can)"
+        )
+    raise WireError(
+        f"unsupported schema_version of {kind!r}: expected {SCHEMA_VERSION}, found {version!r}"
+    )
 
 
 def _check_payload(kind: str, has_payload: bool, payload: bytes) -> None:
@@ -128,11 +227,7 @@ def decode(frames: Sequence[bytes]) -> tuple[Message, bytes]:
     model = MESSAGE_TYPES.get(kind)
     if model is None:
         raise WireError(f"unknown kind: expected one of {sorted(MESSAGE_TYPES)}, found {kind!r}")
-    version = fields.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise WireError(
-            f"unsupported schema_version of {kind!r}: expected {SCHEMA_VERSION}, found {version!r}"
-        )
+    _check_version(kind, fields.get("schema_version"))
     _check_payload(kind, model.has_payload, payload)
     try:
         # strict: a sender that puts "5" where an int belongs has a bug we want to see.
@@ -140,6 +235,9 @@ def decode(frames: Sequence[bytes]) -> tuple[Message, bytes]:
     except ValidationError as error:
         raise WireError(f"invalid {kind!r} header: {_describe(error)}") from error
     assert isinstance(message, _MODELS)
+    unknown = _unknown(model, fields)
+    if unknown:
+        _IGNORED.add(kind, unknown)
     return message, payload
 
 

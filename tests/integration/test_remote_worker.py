@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from shared.curve import generate_keypair, load_public_key
+from shared.key_files import generate_keypair, load_public_key
 from shared.recording import load_recording
 from tests.integration.display_harness import free_port
 from tests.integration.pipeline_harness import MODEL, RECORDING, metrics

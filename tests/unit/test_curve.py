@@ -1,4 +1,5 @@
-"""CurveZMQ: key files, the loopback rule, and a real CURVE ROUTER/DEALER pair on 127.0.0.1."""
+"""CurveZMQ: key files (pyzmq's format, migration), the loopback rule, and a real CURVE
+ROUTER/DEALER pair on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -18,18 +19,15 @@ from services.capture.settings import CaptureSettings
 from services.display.settings import DisplaySettings
 from services.inference.settings import WorkerSettings
 from services.keys import main as keys_main
-from shared.curve import (
-    ClientKeys,
+from shared.curve import ClientKeys, check_network_security, curve_server, start_authenticator
+from shared.key_files import (
     CurveError,
     KeyPair,
-    check_network_security,
-    curve_server,
     generate_keypair,
     load_allowed_keys,
     load_keypair,
     load_public_key,
     migrate_key_folder,
-    start_authenticator,
 )
 from shared.messages import WorkRequest
 from shared.settings import load_settings
