@@ -23,7 +23,7 @@ from shared.key_files import (
 )
 from shared.settings import EXIT_CANNOT_START
 
-from .display.page_auth import MIN_PASSWORD_CHARS, hash_password
+from .display.passwords import MIN_PASSWORD_CHARS, hash_password
 
 __all__ = ["main"]
 

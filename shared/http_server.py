@@ -1,112 +1,150 @@
-"""One small HTTP server for every service: a table of paths on a daemon thread.
+"""One small HTTP server for every service: a table of paths, served by uvicorn from a thread.
 
 The status endpoints (``/metrics``, ``/healthz``) and the display's page and MJPEG stream are
-all routes on it. A client that resets its connection, stops reading or fails the TLS
-handshake costs one log line, never a traceback.
+all routes on it: ``async`` functions from a Starlette ``Request`` to a ``Response``. uvicorn
+(asyncio, h11) holds every connection on one event loop, so idle connections cost a socket,
+not a thread. Its limits are ours (``HttpLimits``): past ``max_connections`` a request is
+answered 503 at once; a connection that sends nothing for ``idle_s`` is closed, whether it is
+new or kept alive; a request head over ``max_head_bytes`` is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import ssl
-import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
-from urllib.parse import parse_qs
+from typing import Any, Final
 
-__all__ = ["HttpServer", "Route", "query", "reply"]
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from shared.log_throttle import LogThrottle, and_more
+
+__all__ = ["HttpLimits", "HttpServer", "Request", "Response", "Route", "query", "reply"]
 
 log = logging.getLogger(__name__)
 
-#: Answers one request on the handler it is given.
-Route = Callable[[BaseHTTPRequestHandler], None]
+#: Answers one request.
+Route = Callable[[Request], Awaitable[Response]]
+METHODS: Final = frozenset({"GET", "HEAD", "POST"})
+#: How long ``close`` lets open responses (MJPEG viewers) finish before cancelling them.
+CLOSE_GRACE_S: Final = 1.0
 
 
-def query(handler: BaseHTTPRequestHandler) -> dict[str, str]:
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one server admits; beyond it new requests are answered 503 at once."""
+
+    #: Open connections (idle ones included) and running requests, each.
+    max_connections: int = 1000
+    #: A connection with no request under way is closed after this long without a byte.
+    idle_s: float = 10.0
+    #: Connections the kernel queues before the server accepts them.
+    backlog: int = 1024
+    #: The most bytes of a request line and headers.
+    max_head_bytes: int = 16 * 1024
+
+
+def query(request: Request) -> dict[str, str]:
     """The request's query parameters (the last value of each)."""
-    _, _, text = handler.path.partition("?")
-    return {key: values[-1] for key, values in parse_qs(text).items()}
+    return dict(request.query_params)
 
 
-def reply(handler: BaseHTTPRequestHandler, status: HTTPStatus, kind: str, body: bytes) -> None:
-    """Send a complete, uncached response (headers only for HEAD)."""
-    handler.send_response(status)
-    handler.send_header("Content-Type", kind)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.send_header("Cache-Control", "no-store")
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(body)
+def reply(status: HTTPStatus, kind: str, body: bytes, **headers: str) -> Response:
+    """A complete, uncached response (uvicorn sends headers only for HEAD)."""
+    return Response(
+        body,
+        status_code=status,
+        media_type=kind,
+        headers={"Cache-Control": "no-store", **headers},
+    )
 
 
-def _gone(name: str, client: Any, error: BaseException) -> None:
-    host = client[0] if isinstance(client, tuple) and client else client
-    log.info("%s: client %s went away: %s", name, host, error or type(error).__name__)
+class _Throttled(logging.Filter):
+    """uvicorn's warnings (a request over the connection cap, one that does not parse) at most
+    once per interval each, with how many were left out: a flood costs a line, not a disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._throttles: dict[str, LogThrottle] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        text = str(record.msg)
+        with self._lock:
+            throttle = self._throttles.setdefault(text, LogThrottle())
+        suppressed = throttle.ready()
+        if suppressed is None:
+            return False
+        record.msg = f"http: {text}{and_more(suppressed)}"
+        return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # Streaming handlers end on their own; never wait for them on close.
-    block_on_close = False
+logging.getLogger("uvicorn.error").addFilter(_Throttled())
 
-    def __init__(self, address: tuple[str, int], name: str, routes: Mapping[str, Route]) -> None:
-        self.name = name
-        self.routes = dict(routes)
-        super().__init__(address, _Handler)
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
-            _gone(self.name, client_address, error)
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with the idle timeout armed from the first moment: a
+    connection that never sends a request is closed like an idle kept-alive one."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+
+class _App:
+    """The ASGI application: the route for the path, 404 with the paths, 405, 500 logged."""
+
+    def __init__(self, name: str, routes: Mapping[str, Route], max_head_bytes: int) -> None:
+        self._name = name
+        self._routes = dict(routes)
+        self._paths = " ".join(sorted(self._routes))
+        self._max_head_bytes = max_head_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        route = self._routes.get(request.url.path)
+        head_bytes = sum(len(key) + len(value) + 4 for key, value in scope["headers"])
+        if head_bytes > self._max_head_bytes:
+            # h11 bounds a head that arrives in pieces; this bounds one that came at once.
+            response = reply(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "text/plain", b"headers too large\n"
+            )
+        elif route is None:
+            response = reply(
+                HTTPStatus.NOT_FOUND, "text/plain", f"not found: try {self._paths}\n".encode()
+            )
+        elif request.method not in METHODS:
+            response = reply(HTTPStatus.METHOD_NOT_ALLOWED, "text/plain", b"GET, HEAD or POST\n")
         else:
-            log.exception("%s: request from %s failed", self.name, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # A client that stops reading cannot hold a thread forever.
-    timeout = 10.0
-    disable_nagle_algorithm = True
-
-    @property
-    def _server(self) -> _Server:
-        return cast(_Server, self.server)
-
-    @property
-    def server_version(self) -> str:  # type: ignore[override]
-        return f"emojify-{self._server.name}"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s http %s: " + format, self._server.name, self.client_address[0], *args)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_POST(self) -> None:
-        # A route that takes a form (the login) reads handler.command; others ignore the body.
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        route = self._server.routes.get(path)
-        try:
-            if route is None:
-                paths = " ".join(sorted(self._server.routes))
-                reply(
-                    self, HTTPStatus.NOT_FOUND, "text/plain", f"not found: try {paths}\n".encode()
-                )
-            else:
-                route(self)
-        except (ConnectionError, TimeoutError, ssl.SSLError) as error:
-            _gone(self._server.name, self.client_address, error)
+            try:
+                response = await route(request)
+            except Exception:
+                log.exception("%s: %s %s failed", self._name, request.method, request.url.path)
+                response = reply(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", b"error\n")
+        await response(scope, receive, send)
 
 
 class HttpServer:
     """Serves ``routes`` on ``host:port`` from a daemon thread; a context manager.
 
-    Raises OSError when the address cannot be bound (callers turn it into a start-up error).
+    The socket is bound and listening when the constructor returns (clients that come before
+    the event loop runs wait in the backlog). Raises OSError when the address cannot be bound
+    (callers turn it into a start-up error).
     """
 
     def __init__(
@@ -116,42 +154,58 @@ class HttpServer:
         port: int,
         routes: Mapping[str, Route],
         *,
-        poll_interval_s: float = 0.2,
         tls: ssl.SSLContext | None = None,
+        limits: HttpLimits | None = None,
     ) -> None:
-        self._server = _Server((host, port), name, routes)
-        self.scheme = "http"
-        if tls is not None:
-            # The handshake happens in each request's own thread, not in the accept loop.
-            self._server.socket = tls.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
-            self.scheme = "https"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": poll_interval_s},
-            name=f"{name}-http",
-            daemon=True,
+        limits = limits or HttpLimits()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family, backlog=limits.backlog)
+        config = uvicorn.Config(
+            _App(name, routes, limits.max_head_bytes),
+            http=_Protocol,
+            lifespan="off",
+            log_config=None,  # uvicorn's loggers go through the service's own logging
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            headers=[("Server", f"emojify-{name}")],
+            limit_concurrency=limits.max_connections,
+            timeout_keep_alive=max(1, round(limits.idle_s)),
+            timeout_graceful_shutdown=max(1, round(CLOSE_GRACE_S)),
+            backlog=limits.backlog,
+            h11_max_incomplete_event_size=limits.max_head_bytes,
+            ssl_context_factory=None if tls is None else (lambda _config, _default: tls),
         )
+        self.scheme = "http" if tls is None else "https"
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, name=f"{name}-http", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self._server.run(sockets=[self._socket])
+        except BaseException:
+            log.exception("http server stopped")
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
-        host = self._server.server_address[0]
-        text = host.decode() if isinstance(host, bytes) else str(host)
-        return f"{self.scheme}://{f'[{text}]' if ':' in text else text}:{self.port}/"
+        host = str(self._socket.getsockname()[0])
+        return f"{self.scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/"
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=1.0)
+        self._server.should_exit = True
+        self._thread.join(timeout=CLOSE_GRACE_S + 2.0)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=2.0)
+        self._socket.close()
 
     def __enter__(self) -> HttpServer:
         return self
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, *_exc: Any) -> None:
         self.close()

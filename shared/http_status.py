@@ -7,9 +7,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 
-from shared.http_server import HttpServer, Route, reply
+from shared.http_server import HttpServer, Request, Response, Route, reply
 from shared.metrics import CONTENT_TYPE, ServiceMetrics
 
 __all__ = [
@@ -43,15 +42,15 @@ def render_health(service: str, health: Health) -> tuple[HTTPStatus, bytes]:
 def status_routes(metrics: ServiceMetrics, health: Callable[[], Health]) -> dict[str, Route]:
     """``/metrics`` and ``/healthz`` of a service, as routes for an ``HttpServer``.
 
-    ``health`` is called from the server's threads, so it must be safe there.
+    ``health`` is called from the server's thread, so it must be safe there.
     """
 
-    def serve_metrics(handler: BaseHTTPRequestHandler) -> None:
-        reply(handler, HTTPStatus.OK, CONTENT_TYPE, metrics.exposition())
+    async def serve_metrics(_request: Request) -> Response:
+        return reply(HTTPStatus.OK, CONTENT_TYPE, metrics.exposition())
 
-    def serve_health(handler: BaseHTTPRequestHandler) -> None:
+    async def serve_health(_request: Request) -> Response:
         status, body = render_health(metrics.service, health())
-        reply(handler, status, "application/json", body)
+        return reply(status, "application/json", body)
 
     return {"/metrics": serve_metrics, "/healthz": serve_health}
 

@@ -8,7 +8,7 @@ import ssl
 import threading
 from collections.abc import Mapping, Sequence
 
-from shared.http_server import Route
+from shared.http_server import HttpLimits, Route
 from shared.transport import is_loopback_host
 
 from .page_auth import AuthError, PageAuth, load_page_auth
@@ -49,6 +49,7 @@ def open_sinks(
                     placeholder_bgr=placeholder_frame(PLACEHOLDER_WH, "waiting for frames"),
                     jpeg_quality=settings.jpeg_quality,
                     max_clients=settings.http_max_clients,
+                    limits=HttpLimits(max_connections=settings.http_max_connections),
                     routes=routes,
                     auth=auth,
                     tls=tls,
@@ -69,7 +70,9 @@ def open_sinks(
 def _page_access(settings: DisplaySettings) -> tuple[PageAuth | None, ssl.SSLContext | None]:
     """The page's credentials and TLS context from the settings; SinkError when unusable."""
     try:
-        auth = load_page_auth(settings.http_token_file, settings.http_users_file)
+        auth = load_page_auth(
+            settings.http_token_file, settings.http_users_file, settings.http_max_sign_ins
+        )
     except AuthError as error:
         raise SinkError(f"http sink: {error}") from error
     tls = None

@@ -2,38 +2,52 @@
 
 Off loopback the page shows people's faces to a network, so every route but ``/healthz`` asks
 for a credential: ``Authorization: Bearer <token>`` (scripts), or a session cookie that the
-login form (``/login``) sets after a right token or user and password. A wrong attempt is
-answered 401 after a delay that doubles with each failure from that address (up to
-MAX_DELAY_S), so guessing is slow. Passwords are stored as PBKDF2-SHA256 hashes
-(``python -m services.keys http-user``), never in clear.
+login form (``/login``) sets after a right token or user and password (``Secure`` when the page
+is served over https).
+
+Guessing is slow and costs the server nothing: after a wrong attempt the address must wait
+before its next one (a wait that doubles with each failure, up to MAX_DELAY_S); an attempt
+within the wait is answered 429 with ``Retry-After`` at once, without checking anything. At
+most ``max_checks`` credentials are checked at the same time (a password hash takes tens of
+milliseconds on purpose); one more is answered 429 at once. The failure table is bounded
+(FAILURES_KEPT addresses, least recent forgotten) and forgets an address FORGET_S after its
+last failure; the session table is bounded the same way.
+
+Passwords are stored as argon2id hashes (``python -m services.keys http-user``, argon2-cffi's
+defaults). Hashes of older releases (``pbkdf2_sha256$...``) are still accepted and replaced by
+argon2id in the users file at the user's next sign-in.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import html
 import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs
 
-from shared.http_server import Route, reply
+import anyio.to_thread
 
-__all__ = [
-    "AuthError",
-    "PageAuth",
-    "hash_password",
-    "load_page_auth",
-    "protect",
-    "verify_password",
-]
+from shared.http_server import Request, Response, Route, reply
+
+from .passwords import (
+    UsersFileError,
+    hash_password,
+    needs_rehash,
+    read_users,
+    verify_password,
+    write_users,
+)
+
+__all__ = ["AuthError", "PageAuth", "load_page_auth", "protect"]
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +55,14 @@ COOKIE: Final = "emojify_session"
 SESSION_S: Final = 12 * 3600.0
 FIRST_DELAY_S: Final = 0.25
 MAX_DELAY_S: Final = 8.0
-PBKDF2_ITERATIONS: Final = 200_000
-#: The shortest password ``python -m services.keys http-user`` accepts.
-MIN_PASSWORD_CHARS: Final = 12
+#: Addresses whose failures are remembered, at most; the least recent is forgotten first.
+FAILURES_KEPT: Final = 4096
+#: An address's failures are forgotten this long after its last one.
+FORGET_S: Final = 900.0
+#: Sessions kept at most (each sign-in makes one); the oldest goes first.
+SESSIONS_KEPT: Final = 4096
+#: Credentials checked at the same time, at most (``http_max_sign_ins``).
+MAX_CHECKS: Final = 4
 #: Routes anyone may reach: the health check and the login form itself.
 OPEN_PATHS: Final = frozenset({"/healthz", "/login"})
 MAX_FORM_BYTES: Final = 4096
@@ -53,59 +72,82 @@ class AuthError(ValueError):
     """A token or users file is missing, unreadable or malformed."""
 
 
-def hash_password(
-    password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS
-) -> str:
-    """``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>``."""
-    salt = secrets.token_bytes(16) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Whether ``password`` matches a ``hash_password`` string (constant-time compare)."""
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-        if scheme != "pbkdf2_sha256":
-            return False
-        actual = hashlib.pbkdf2_hmac(
-            "sha256", password.encode(), bytes.fromhex(salt), int(iterations)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(actual.hex(), digest)
+@dataclass
+class _Failures:
+    count: int
+    last_at: float
+    wait_until: float
 
 
 class PageAuth:
-    """Checks credentials, keeps login sessions and slows down wrong attempts."""
+    """Checks credentials, keeps login sessions, and makes wrong attempts wait."""
 
     def __init__(
         self,
         token: str | None,
         users: Mapping[str, str],
+        *,
+        users_file: Path | None = None,
+        max_checks: int = MAX_CHECKS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not token and not users:
             raise AuthError("a token or at least one user is needed")
         self._token = token
         self._users = dict(users)
+        self._users_file = users_file
         self._clock = clock
         self._lock = threading.Lock()
-        self._sessions: dict[str, float] = {}
-        self._failures: dict[str, int] = {}
+        self._sessions: OrderedDict[str, float] = OrderedDict()
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+        self._checks = threading.BoundedSemaphore(max_checks)
+
+    # --- credentials ---------------------------------------------------------------------
 
     def token_ok(self, token: str) -> bool:
         return self._token is not None and hmac.compare_digest(token.encode(), self._token.encode())
 
     def password_ok(self, user: str, password: str) -> bool:
+        """Whether the password is the user's; an old hash is replaced on success."""
         stored = self._users.get(user)
-        return stored is not None and verify_password(password, stored)
+        if stored is None or not verify_password(password, stored):
+            return False
+        if needs_rehash(stored):
+            self._rehash(user, password)
+        return True
+
+    def _rehash(self, user: str, password: str) -> None:
+        fresh = hash_password(password)
+        with self._lock:
+            self._users[user] = fresh
+            users = dict(self._users)
+        if self._users_file is None:
+            return
+        try:
+            write_users(self._users_file, users)
+        except OSError as error:
+            log.warning("page: cannot store %s's new password hash: %s", user, error)
+            return
+        log.info("page: %s's password hash is now argon2id (%s)", user, self._users_file)
+
+    def try_check(self) -> bool:
+        """Take one of the ``max_checks`` places for checking a credential; False when none
+        is free (the caller answers 429). Give it back with ``end_check``."""
+        return self._checks.acquire(blocking=False)
+
+    def end_check(self) -> None:
+        self._checks.release()
+
+    # --- sessions ------------------------------------------------------------------------
 
     def new_session(self) -> str:
         session = secrets.token_urlsafe(32)
         with self._lock:
             now = self._clock()
-            self._sessions = {s: t for s, t in self._sessions.items() if t > now}
+            while self._sessions and (
+                len(self._sessions) >= SESSIONS_KEPT or next(iter(self._sessions.values())) <= now
+            ):
+                self._sessions.popitem(last=False)
             self._sessions[session] = now + SESSION_S
         return session
 
@@ -114,27 +156,52 @@ class PageAuth:
             expires = self._sessions.get(session)
         return expires is not None and expires > self._clock()
 
-    def allowed(self, handler: BaseHTTPRequestHandler) -> bool:
+    def allowed(self, request: Request) -> bool:
         """Whether the request carries a valid bearer token or session cookie."""
-        header = handler.headers.get("Authorization", "")
+        header = request.headers.get("authorization", "")
         if header.startswith("Bearer ") and self.token_ok(header.removeprefix("Bearer ").strip()):
             return True
-        for part in handler.headers.get("Cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == COOKIE and self.session_ok(value):
-                return True
-        return False
+        session = request.cookies.get(COOKIE)
+        return session is not None and self.session_ok(session)
+
+    # --- wrong attempts ------------------------------------------------------------------
+
+    def wait_s(self, client: str) -> float:
+        """How long ``client`` must still wait before its next attempt is looked at."""
+        with self._lock:
+            self._forget_old()
+            entry = self._failures.get(client)
+            return 0.0 if entry is None else max(0.0, entry.wait_until - self._clock())
 
     def failed(self, client: str) -> float:
-        """Count a wrong attempt from ``client``; the delay to wait before answering it."""
+        """Count a wrong attempt from ``client``; the wait it now has before the next one."""
         with self._lock:
-            count = self._failures.get(client, 0) + 1
-            self._failures[client] = count
-        return float(min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** (count - 1)))
+            now = self._clock()
+            self._forget_old()
+            entry = self._failures.pop(client, None) or _Failures(0, now, now)
+            entry.count += 1
+            entry.last_at = now
+            delay = float(min(MAX_DELAY_S, FIRST_DELAY_S * 2.0 ** min(entry.count - 1, 32)))
+            entry.wait_until = now + delay
+            self._failures[client] = entry  # most recent last
+            while len(self._failures) > FAILURES_KEPT:
+                self._failures.popitem(last=False)
+        return delay
 
     def succeeded(self, client: str) -> None:
         with self._lock:
             self._failures.pop(client, None)
+
+    def addresses_remembered(self) -> int:
+        with self._lock:
+            self._forget_old()
+            return len(self._failures)
+
+    def _forget_old(self) -> None:
+        """Drop the addresses whose last failure is FORGET_S old (the lock is held)."""
+        horizon = self._clock() - FORGET_S
+        while self._failures and next(iter(self._failures.values())).last_at <= horizon:
+            self._failures.popitem(last=False)
 
 
 def _read_token(path: Path) -> str:
@@ -147,34 +214,18 @@ def _read_token(path: Path) -> str:
     return token
 
 
-def _read_users(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise AuthError(f"http_users_file {path}: {error}") from error
-    users = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        user, sep, stored = line.strip().partition(":")
-        if not sep or not user or not stored.startswith("pbkdf2_sha256$"):
-            raise AuthError(
-                f"http_users_file {path}:{number}: expected 'user:pbkdf2_sha256$...' "
-                "(python -m services.keys http-user)"
-            )
-        users[user] = stored
-    if not users:
-        raise AuthError(f"http_users_file {path}: no user in it")
-    return users
-
-
-def load_page_auth(token_file: Path | None, users_file: Path | None) -> PageAuth | None:
+def load_page_auth(
+    token_file: Path | None, users_file: Path | None, max_checks: int = MAX_CHECKS
+) -> PageAuth | None:
     """The page's credentials from the settings' files; None when neither is set."""
     if token_file is None and users_file is None:
         return None
     token = _read_token(token_file) if token_file is not None else None
-    users = _read_users(users_file) if users_file is not None else {}
-    return PageAuth(token, users)
+    try:
+        users = read_users(users_file) if users_file is not None else {}
+    except UsersFileError as error:
+        raise AuthError(str(error)) from error
+    return PageAuth(token, users, users_file=users_file, max_checks=max_checks)
 
 
 _LOGIN_PAGE = """<!doctype html>
@@ -192,43 +243,71 @@ input, button {{ font: inherit; padding: 0.4em; }} .error {{ color: #f66; }}</st
 """
 
 
-def _login_page(message: str = "") -> bytes:
+def _login_page(status: HTTPStatus = HTTPStatus.OK, message: str = "", **headers: str) -> Response:
     note = f'<p class="error">{html.escape(message)}</p>' if message else ""
-    return _LOGIN_PAGE.format(message=note).encode()
+    body = _LOGIN_PAGE.format(message=note).encode()
+    return reply(status, "text/html; charset=utf-8", body, **headers)
+
+
+def _too_soon(wait_s: float) -> Response:
+    return _login_page(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        f"Too many attempts: wait {wait_s:.0f} s.",
+        **{"Retry-After": str(max(1, round(wait_s + 0.5)))},
+    )
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "?"
+
+
+async def _read_form(request: Request) -> dict[str, str]:
+    """The urlencoded form of a POST, at most MAX_FORM_BYTES of it."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) >= MAX_FORM_BYTES:
+            break
+    text = body[:MAX_FORM_BYTES].decode("utf-8", errors="replace")
+    return {key: values[-1] for key, values in parse_qs(text).items()}
 
 
 def _login_route(auth: PageAuth) -> Route:
-    def login(handler: BaseHTTPRequestHandler) -> None:
-        if handler.command != "POST":
-            reply(handler, HTTPStatus.OK, "text/html; charset=utf-8", _login_page())
-            return
-        length = min(int(handler.headers.get("Content-Length") or 0), MAX_FORM_BYTES)
-        form = {k: v[-1] for k, v in parse_qs(handler.rfile.read(length).decode()).items()}
-        client = handler.client_address[0]
-        token, user = form.get("token", ""), form.get("user", "")
-        if (token and auth.token_ok(token)) or (
-            user and auth.password_ok(user, form.get("password", ""))
-        ):
-            auth.succeeded(client)
-            handler.send_response(HTTPStatus.SEE_OTHER)
-            handler.send_header(
-                "Set-Cookie",
-                f"{COOKIE}={auth.new_session()}; HttpOnly; SameSite=Strict; Path=/; "
-                f"Max-Age={int(SESSION_S)}",
+    async def login(request: Request) -> Response:
+        if request.method != "POST":
+            return _login_page()
+        client = _client(request)
+        wait_s = auth.wait_s(client)
+        if wait_s > 0:
+            return _too_soon(wait_s)
+        if not auth.try_check():
+            return _login_page(
+                HTTPStatus.TOO_MANY_REQUESTS, "Busy: try again.", **{"Retry-After": "1"}
             )
-            handler.send_header("Location", "/")
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            log.info("page: %s signed in%s", client, f" as {user}" if user and not token else "")
-            return
-        delay = auth.failed(client)
-        log.warning("page: wrong credentials from %s (answered after %.2f s)", client, delay)
-        time.sleep(delay)
-        reply(
-            handler,
-            HTTPStatus.UNAUTHORIZED,
-            "text/html; charset=utf-8",
-            _login_page("Wrong user, password or token."),
+        try:
+            form = await _read_form(request)
+            token, user = form.get("token", ""), form.get("user", "")
+            password = form.get("password", "")
+            right = (bool(token) and auth.token_ok(token)) or (
+                bool(user) and await anyio.to_thread.run_sync(auth.password_ok, user, password)
+            )
+        finally:
+            auth.end_check()
+        if not right:
+            delay = auth.failed(client)
+            log.warning("page: wrong credentials from %s (next attempt in %.2f s)", client, delay)
+            return _login_page(HTTPStatus.UNAUTHORIZED, "Wrong user, password or token.")
+        auth.succeeded(client)
+        secure = "; Secure" if request.url.scheme == "https" else ""
+        log.info("page: %s signed in%s", client, f" as {user}" if user and not token else "")
+        return Response(
+            status_code=HTTPStatus.SEE_OTHER,
+            headers={
+                "Location": "/",
+                "Cache-Control": "no-store",
+                "Set-Cookie": f"{COOKIE}={auth.new_session()}; HttpOnly; SameSite=Strict; "
+                f"Path=/; Max-Age={int(SESSION_S)}{secure}",
+            },
         )
 
     return login
@@ -238,26 +317,26 @@ def protect(routes: Mapping[str, Route], auth: PageAuth) -> dict[str, Route]:
     """``routes`` behind ``auth`` (all but OPEN_PATHS), plus ``/login``."""
 
     def guarded(route: Route, path: str) -> Route:
-        def serve(handler: BaseHTTPRequestHandler) -> None:
-            if auth.allowed(handler):
-                route(handler)
-                return
-            if handler.headers.get("Authorization"):
-                time.sleep(auth.failed(handler.client_address[0]))
+        async def serve(request: Request) -> Response:
+            if auth.allowed(request):
+                return await route(request)
+            if request.headers.get("authorization"):
+                client = _client(request)
+                wait_s = auth.wait_s(client)
+                if wait_s > 0:
+                    return _too_soon(wait_s)
+                auth.failed(client)
             if path in ("/", "/index.html"):
-                handler.send_response(HTTPStatus.SEE_OTHER)
-                handler.send_header("Location", "/login")
-                handler.send_header("Content-Length", "0")
-                handler.end_headers()
-                return
-            handler.send_response(HTTPStatus.UNAUTHORIZED)
-            body = b"sign in at /login, or send 'Authorization: Bearer <token>'\n"
-            handler.send_header("WWW-Authenticate", 'Bearer realm="emojify"')
-            handler.send_header("Content-Type", "text/plain")
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            if handler.command != "HEAD":
-                handler.wfile.write(body)
+                return Response(
+                    status_code=HTTPStatus.SEE_OTHER,
+                    headers={"Location": "/login", "Cache-Control": "no-store"},
+                )
+            return reply(
+                HTTPStatus.UNAUTHORIZED,
+                "text/plain",
+                b"sign in at /login, or send 'Authorization: Bearer <token>'\n",
+                **{"WWW-Authenticate": 'Bearer realm="emojify"'},
+            )
 
         return serve
 

@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 
-from shared.http_server import Route, query, reply
+from shared.http_server import Request, Response, Route, query, reply
 from shared.labels import EMOTIONS
 from shared.messages import Face, FrameHeader, ResultHeader
 
@@ -122,9 +121,9 @@ CSS_COLORS: Final = {
 def state_route(page: PageState, figures: Callable[[], Mapping[str, Any]]) -> Route:
     """``/state.json?stream=``: ``page.view`` of that stream with ``figures()`` and colours."""
 
-    def serve(handler: BaseHTTPRequestHandler) -> None:
-        view = page.view(query(handler).get("stream"), figures())
+    async def serve(request: Request) -> Response:
+        view = page.view(query(request).get("stream"), figures())
         view["colors"] = CSS_COLORS
-        reply(handler, HTTPStatus.OK, "application/json", json.dumps(view).encode())
+        return reply(HTTPStatus.OK, "application/json", json.dumps(view).encode())
 
     return serve

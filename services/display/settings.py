@@ -78,8 +78,8 @@ class DisplaySettings(CurveServerSettings):
     )
     http_users_file: Path | None = Field(
         default=None,
-        description="File of 'user:pbkdf2_sha256$...' lines (python -m services.keys "
-        "http-user) for the page's login form.",
+        description="File of 'user:$argon2id$...' lines (python -m services.keys "
+        "http-user) for the page's login form; older PBKDF2 lines are rehashed at sign-in.",
     )
     http_tls_cert_file: Path | None = Field(
         default=None, description="TLS certificate (PEM) for the page: serve https."
@@ -92,6 +92,20 @@ class DisplaySettings(CurveServerSettings):
     )
     http_max_clients: int = Field(
         default=8, ge=1, le=64, description="Most MJPEG streams served at once; more get 503."
+    )
+    http_max_connections: int = Field(
+        default=1000,
+        ge=8,
+        le=100_000,
+        description="Most connections the page holds open (idle ones too, closed after 10 s "
+        "without a request); a request beyond them is answered 503 at once.",
+    )
+    http_max_sign_ins: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Most credentials checked at the same time (each password check takes "
+        "tens of ms on purpose); one more is answered 429 at once.",
     )
     jpeg_quality: int = Field(
         default=80, ge=10, le=100, description="JPEG quality of frames served over HTTP."

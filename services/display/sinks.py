@@ -8,16 +8,18 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Final, Protocol
 
+import anyio.to_thread
 import cv2
 import numpy as np
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
 
-from shared.http_server import HttpServer, Route, query, reply
+from shared.http_server import HttpLimits, HttpServer, Request, Response, Route, query, reply
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
 
@@ -136,39 +138,62 @@ class FrameBoard:
             self._cond.notify_all()
 
 
-def _mjpeg_route(boards: Callable[[BaseHTTPRequestHandler], FrameBoard], max_clients: int) -> Route:
-    """``/stream.mjpg``: the newest frame, then every newer one, to at most ``max_clients``."""
-    clients = threading.BoundedSemaphore(max_clients)
+class _Viewer:
+    """One place among a stream's ``max_clients``, given back once, however the stream ends."""
 
-    def stream(handler: BaseHTTPRequestHandler) -> None:
-        board = boards(handler)
-        if not clients.acquire(blocking=False):
-            reply(handler, HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many viewers\n")
-            return
-        try:
-            handler.send_response(HTTPStatus.OK)
-            handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            handler.send_header("Cache-Control", "no-store")
-            handler.send_header("Connection", "close")
-            handler.end_headers()
-            number, jpeg = board.latest()
-            while True:
-                handler.wfile.write(
-                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
-                    + jpeg
-                    + b"\r\n"
-                )
-                handler.wfile.flush()
-                # Always the newest frame: a slow client skips frames instead of queueing them.
-                newer = None
-                while newer is None:
-                    if board.closed:
-                        return
-                    newer = board.wait_newer(number, CLIENT_WAIT_S)
-                number, jpeg = newer
-        finally:
-            clients.release()
+    def __init__(self, places: threading.BoundedSemaphore) -> None:
+        self._places = places
+        self._lock = threading.Lock()
+        self._held = True
+
+    def leave(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
+            self._places.release()
+
+
+def _part(jpeg: bytes) -> bytes:
+    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode() + jpeg + b"\r\n"
+
+
+def _mjpeg_route(boards: Callable[[Request], FrameBoard], max_clients: int) -> Route:
+    """``/stream.mjpg``: the newest frame, then every newer one, to at most ``max_clients``."""
+    places = threading.BoundedSemaphore(max_clients)
+    kind = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+
+    async def stream(request: Request) -> Response:
+        board = boards(request)
+        if request.method == "HEAD":
+            return reply(HTTPStatus.OK, kind, b"")
+        if not places.acquire(blocking=False):
+            return reply(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many viewers\n")
+        viewer = _Viewer(places)
+
+        async def parts() -> AsyncIterator[bytes]:
+            try:
+                number, jpeg = board.latest()
+                while True:
+                    yield _part(jpeg)
+                    # Always the newest frame: a slow client skips frames instead of queueing.
+                    newer = None
+                    while newer is None:
+                        if board.closed:
+                            return
+                        newer = await anyio.to_thread.run_sync(
+                            board.wait_newer, number, CLIENT_WAIT_S
+                        )
+                    number, jpeg = newer
+            finally:
+                viewer.leave()
+
+        return StreamingResponse(
+            parts(),
+            media_type=kind,
+            headers={"Cache-Control": "no-store", "Connection": "close"},
+            background=BackgroundTask(viewer.leave),
+        )
 
     return stream
 
@@ -197,6 +222,7 @@ class HttpSink:
         placeholder_bgr: ImageU8,
         jpeg_quality: int = 80,
         max_clients: int = 8,
+        limits: HttpLimits | None = None,
         routes: Mapping[str, Route] | None = None,
         auth: PageAuth | None = None,
         tls: ssl.SSLContext | None = None,
@@ -208,11 +234,11 @@ class HttpSink:
         self._lock = threading.Lock()
         page = _page(title)
 
-        def serve_page(handler: BaseHTTPRequestHandler) -> None:
-            reply(handler, HTTPStatus.OK, "text/html; charset=utf-8", page)
+        async def serve_page(_request: Request) -> Response:
+            return reply(HTTPStatus.OK, "text/html; charset=utf-8", page)
 
-        def serve_snapshot(handler: BaseHTTPRequestHandler) -> None:
-            reply(handler, HTTPStatus.OK, "image/jpeg", self._board_for(handler).latest()[1])
+        async def serve_snapshot(request: Request) -> Response:
+            return reply(HTTPStatus.OK, "image/jpeg", self._board_for(request).latest()[1])
 
         own: dict[str, Route] = {
             "/": serve_page,
@@ -227,15 +253,15 @@ class HttpSink:
                 host,
                 port,
                 served if auth is None else protect(served, auth),
-                poll_interval_s=0.1,
                 tls=tls,
+                limits=limits,
             )
         except OSError as error:
             raise SinkError(f"http sink cannot listen on {host}:{port}: {error}") from error
 
-    def _board_for(self, handler: BaseHTTPRequestHandler) -> FrameBoard:
+    def _board_for(self, request: Request) -> FrameBoard:
         """The stream ``?stream=`` names while it is shown on its own, else the composite."""
-        wanted = query(handler).get("stream")
+        wanted = query(request).get("stream")
         with self._lock:
             board = self._streams.get(wanted) if wanted is not None else None
         if board is None or board.age_s() > STREAM_FRESH_S:
