@@ -7,26 +7,22 @@ import json
 import logging
 import ssl
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Final, Protocol
 
-import anyio.to_thread
 import cv2
 import numpy as np
-from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
 
 from shared.http_server import HttpLimits, HttpServer, Request, Response, Route, query, reply
 from shared.image import ImageU8, encode_jpeg
 from shared.messages import ResultHeader
 
+from .mjpeg import FrameBoard, mjpeg_route
 from .page_auth import PageAuth, protect
 
 __all__ = [
-    "FrameBoard",
     "FrameSink",
     "HttpSink",
     "JsonLinesSink",
@@ -37,9 +33,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BOUNDARY: Final = "emojifyframe"
-#: How long a streaming client waits for a new frame before checking for shutdown.
-CLIENT_WAIT_S: Final = 0.5
 #: Size of the page's picture before the first frame.
 PLACEHOLDER_WH: Final = (640, 480)
 
@@ -94,110 +87,6 @@ class WindowSink:
         cv2.waitKey(1)
 
 
-class FrameBoard:
-    """The latest JPEG and its number; readers wait on a condition, never block the writer."""
-
-    def __init__(self, initial_jpeg: bytes) -> None:
-        self._cond = threading.Condition()
-        self._jpeg = initial_jpeg
-        self._number = 0
-        self._published_at = time.monotonic()
-        self._closed = False
-
-    def publish(self, jpeg: bytes) -> None:
-        with self._cond:
-            self._jpeg = jpeg
-            self._number += 1
-            self._published_at = time.monotonic()
-            self._cond.notify_all()
-
-    def latest(self) -> tuple[int, bytes]:
-        with self._cond:
-            return self._number, self._jpeg
-
-    def age_s(self) -> float:
-        with self._cond:
-            return time.monotonic() - self._published_at
-
-    def wait_newer(self, after: int, timeout_s: float) -> tuple[int, bytes] | None:
-        """The latest frame once its number passes ``after``; None on timeout or close."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._closed or self._number > after, timeout_s)
-            if self._closed or self._number <= after:
-                return None
-            return self._number, self._jpeg
-
-    @property
-    def closed(self) -> bool:
-        with self._cond:
-            return self._closed
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-class _Viewer:
-    """One place among a stream's ``max_clients``, given back once, however the stream ends."""
-
-    def __init__(self, places: threading.BoundedSemaphore) -> None:
-        self._places = places
-        self._lock = threading.Lock()
-        self._held = True
-
-    def leave(self) -> None:
-        with self._lock:
-            held, self._held = self._held, False
-        if held:
-            self._places.release()
-
-
-def _part(jpeg: bytes) -> bytes:
-    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-    return head.encode() + jpeg + b"\r\n"
-
-
-def _mjpeg_route(boards: Callable[[Request], FrameBoard], max_clients: int) -> Route:
-    """``/stream.mjpg``: the newest frame, then every newer one, to at most ``max_clients``."""
-    places = threading.BoundedSemaphore(max_clients)
-    kind = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
-
-    async def stream(request: Request) -> Response:
-        board = boards(request)
-        if request.method == "HEAD":
-            return reply(HTTPStatus.OK, kind, b"")
-        if not places.acquire(blocking=False):
-            return reply(HTTPStatus.SERVICE_UNAVAILABLE, "text/plain", b"too many viewers\n")
-        viewer = _Viewer(places)
-
-        async def parts() -> AsyncIterator[bytes]:
-            try:
-                number, jpeg = board.latest()
-                while True:
-                    yield _part(jpeg)
-                    # Always the newest frame: a slow client skips frames instead of queueing.
-                    newer = None
-                    while newer is None:
-                        if board.closed:
-                            return
-                        newer = await anyio.to_thread.run_sync(
-                            board.wait_newer, number, CLIENT_WAIT_S
-                        )
-                    number, jpeg = newer
-            finally:
-                viewer.leave()
-
-        return StreamingResponse(
-            parts(),
-            media_type=kind,
-            headers={"Cache-Control": "no-store", "Connection": "close"},
-            background=BackgroundTask(viewer.leave),
-        )
-
-    return stream
-
-
 PAGE: Final = Path(__file__).resolve().parent / "assets" / "page.html"
 #: A stream's own picture is served while it is this fresh; else the composite (one stream).
 STREAM_FRESH_S: Final = 2.0
@@ -243,7 +132,7 @@ class HttpSink:
         own: dict[str, Route] = {
             "/": serve_page,
             "/index.html": serve_page,
-            "/stream.mjpg": _mjpeg_route(self._board_for, max_clients),
+            "/stream.mjpg": mjpeg_route(self._board_for, max_clients),
             "/snapshot.jpg": serve_snapshot,
         }
         served = {**own, **(routes or {})}

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from services.display.sinks import FrameBoard, JsonLinesSink, VideoFileSink
+from services.display.mjpeg import FrameBoard
+from services.display.sinks import JsonLinesSink, VideoFileSink
 from shared.messages import Face, ResultHeader
 
 pytestmark = pytest.mark.timeout(20)
@@ -68,19 +69,22 @@ def test_jsonl_one_flushed_line_per_result(tmp_path: Path) -> None:
     assert second["error"] == "corrupt JPEG" and second["faces"] == []
 
 
-def test_frame_board_readers_get_the_newest_and_wake_on_close() -> None:
+def test_frame_board_readers_get_the_newest_and_wake_on_publish_and_close() -> None:
     board = FrameBoard(b"first")
     assert board.latest() == (0, b"first")
-    assert board.wait_newer(0, 0.01) is None
-    for index in range(5):
-        board.publish(f"frame{index}".encode())
-    # A reader that fell behind skips straight to the newest frame.
-    assert board.wait_newer(0, 0.01) == (5, b"frame4")
-    woken: list[object] = []
-    reader = threading.Thread(target=lambda: woken.append(board.wait_newer(5, 10.0)))
-    reader.start()
-    time.sleep(0.05)  # deliberate: give the reader time to block in wait_newer before the close
-    started = time.monotonic()
-    board.close()
-    reader.join(timeout=2)
-    assert woken == [None] and time.monotonic() - started < 1.0
+
+    async def scenario() -> list[tuple[int, bytes] | None]:
+        seen = [await board.next_newer(0, 0.01)]
+        for index in range(5):
+            board.publish(f"frame{index}".encode())
+        # A reader that fell behind skips straight to the newest frame.
+        seen.append(await board.next_newer(0, 0.01))
+        # A waiting reader is woken by a publish from another thread, then by the close.
+        for wake in (lambda: board.publish(b"frame5"), board.close):
+            reader = asyncio.create_task(board.next_newer(board.latest()[0], 10.0))
+            await asyncio.sleep(0)  # the reader runs up to its wait
+            threading.Thread(target=wake).start()
+            seen.append(await asyncio.wait_for(reader, 2.0))
+        return seen
+
+    assert asyncio.run(scenario()) == [None, (5, b"frame4"), (6, b"frame5"), None]
