@@ -187,7 +187,12 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert campaign.main([*args, "--run-dir", str(run_dir), "--budget-minutes", "0"]) == 0
     assert _history_epochs(run_dir) == [0]
     assert (run_dir / "teacher.npy").is_file()
-    assert {p.name for p in carry.iterdir()} >= {"config.json", "last.keras", "history.csv"}
+    assert {p.name for p in carry.iterdir()} >= {
+        "config.json",
+        "last.keras",
+        "history.csv",
+        "teacher.npy",
+    }
     # Now an epoch's time is known, and it does not fit in no time.
     assert campaign.main([*args, "--run-dir", str(run_dir), "--budget-minutes", "0"]) == 0
     assert _history_epochs(run_dir) == [0]
