@@ -373,8 +373,3 @@ def test_curve_server_gives_nothing_to_a_wrong_client(
         client_ctx.destroy(linger=0)
     if client is _rogue:
         assert "refused a CURVE client" in caplog.text
-
-
-def test_keypair_is_a_value(keys: Path) -> None:
-    pair = load_keypair(keys / "keys/worker.key_secret")
-    assert pair == KeyPair(pair.public, pair.secret)
