@@ -199,14 +199,14 @@ class Followed:
 def follow(detector_name: str, streams: Sequence[Sequence[Any]], classifier: Any) -> Followed:
     """Each of ``streams`` (frames in order) as one stream through the worker's detector,
     classifier and tracker at their default settings; the frames' results, streams in order."""
-    from services.inference.main import make_tracker
     from services.inference.pipeline import label_faces
     from services.inference.settings import WorkerSettings
+    from services.inference.tracker import tracker_for
     from shared.labels import EMOTIONS
 
     settings = WorkerSettings()
     prepare = worker_prepare(detector_name, classifier)
-    tracker = make_tracker(settings)
+    tracker = tracker_for(settings)
     out = Followed([], [], [])
     for number, frames in enumerate(streams):
         for seq, scene in enumerate(frames):

@@ -45,8 +45,8 @@ from bench.common import (
     print_table,
     write_result,
 )
+from bench.loopback import free_loopback_port as free_port
 from shared.image import BoxXYWH, ImageU8, expand_box_xywh
-from tests.loopback import free_loopback_port as free_port
 
 FRAME_WH = (640, 480)
 SYNTHETIC_FRAMES = 60

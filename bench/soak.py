@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench.common import MODEL, RECORDING, ROOT, bench_parser, print_table, write_result
-from tests.loopback import (
+from bench.loopback import (
     free_loopback_port,
     free_loopback_port_prefix,
     histogram_quantile,

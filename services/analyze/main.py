@@ -30,10 +30,9 @@ from services.inference.batching import classify_frames
 from services.inference.classifier import load_classifier
 from services.inference.detectors import DetectorError, FaceDetector, detector_for
 from services.inference.framing import Framing, framing_for
-from services.inference.main import make_tracker
 from services.inference.model_base import Classifier
 from services.inference.pipeline import finish_frame, label_faces, prepare_image
-from services.inference.tracker import FaceTracker
+from services.inference.tracker import FaceTracker, tracker_for
 from shared.image import ImageU8
 from shared.labels import EMOTIONS
 from shared.messages import FrameHeader, ResultHeader
@@ -167,7 +166,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
         settings.model_path, settings.classifier_runtime, settings.tf_threads
     )
     framing = framing_for(settings.detector, settings.face_margin, settings.align_roll)
-    tracker = make_tracker(settings) if inputs.kind == "video" else None
+    tracker = tracker_for(settings) if inputs.kind == "video" else None
     summary = Summary(str(settings.path), inputs.kind)
     stream_id = _stream_id(inputs.name)
     started_ns = time.time_ns()

@@ -34,10 +34,10 @@ from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus
 from .reload import ModelReloader
-from .settings import FaceSettings, WorkerSettings, batch_wait_ms
-from .tracker import FaceTracker
+from .settings import WorkerSettings, batch_wait_ms
+from .tracker import tracker_for
 
-__all__ = ["main", "make_tracker", "run"]
+__all__ = ["main", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def run(
             settings.reload_check_s,
             meters.stats,
         )
-    tracker = make_tracker(settings)
+    tracker = tracker_for(settings)
     with ExitStack() as cleanup:
         if ctx is None:
             ctx = zmq.Context()
@@ -148,16 +148,6 @@ def run(
         loop.serve()
         log.info("stopping: %s", meters.line(loop.credit_held()))
     return 0
-
-
-def make_tracker(settings: FaceSettings) -> FaceTracker:
-    """The worker's face tracker (smoothing and label hold) as its settings say."""
-    return FaceTracker(
-        iou_threshold=settings.track_iou,
-        max_missed=settings.track_max_missed,
-        smoothing=settings.smoothing,
-        label_hold_frames=settings.label_hold_frames,
-    )
 
 
 def _full_passes(detector: FaceDetector) -> Callable[[], int] | None:

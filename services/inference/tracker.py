@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +19,10 @@ import numpy.typing as npt
 from shared.image import iou_matrix_xywh
 from shared.labels import NUM_EMOTIONS
 
-__all__ = ["FaceTracker", "TrackedFace", "match_greedy"]
+if TYPE_CHECKING:
+    from .settings import FaceSettings
+
+__all__ = ["FaceTracker", "TrackedFace", "match_greedy", "tracker_for"]
 
 #: Streams whose state is kept; the least recently updated beyond this is forgotten.
 MAX_STREAMS: Final = 256
@@ -247,3 +250,13 @@ class FaceTracker:
             else:
                 out.append(TrackedFace(None, row.astype(np.float32), int(np.argmax(row))))
         return out
+
+
+def tracker_for(settings: FaceSettings) -> FaceTracker:
+    """The worker's face tracker (smoothing and label hold) as its settings say."""
+    return FaceTracker(
+        iou_threshold=settings.track_iou,
+        max_missed=settings.track_max_missed,
+        smoothing=settings.smoothing,
+        label_hold_frames=settings.label_hold_frames,
+    )

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import zmq
 
+from bench.loopback import free_loopback_port as free_port
+from bench.loopback import scrape
 from shared.image import encode_jpeg
 from shared.messages import EndOfStream, Face, FrameHeader, ResultHeader
 from shared.wire import encode
-from tests.loopback import free_loopback_port as free_port
-from tests.loopback import scrape
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bench.loopback import free_loopback_port as free_port
+from bench.loopback import free_loopback_port_prefix, scrape
 from tests.integration.display_harness import http_get
-from tests.loopback import free_loopback_port as free_port
-from tests.loopback import free_loopback_port_prefix, scrape
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import zmq
 
+from bench.loopback import free_loopback_port as free_port
+from bench.loopback import scrape
 from services.capture.main import run
 from services.capture.settings import CaptureSettings
 from services.capture.sources import RawFrame
@@ -27,8 +29,6 @@ from shared.messages import EndOfStream, FrameHeader, Heartbeat, WorkRequest
 from shared.settings import load_settings
 from shared.transport import make_socket
 from shared.wire import decode, encode
-from tests.loopback import free_loopback_port as free_port
-from tests.loopback import scrape
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.loopback import free_loopback_port
 from tests.integration.display_harness import REPO, http_get, running_display
-from tests.loopback import free_loopback_port
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -1,5 +1,6 @@
-"""House rules read from the source: no import circle, no file over 400 lines in services/ or
-shared/, and tests that wait on events (at most 8 deliberate sleeps, each explained)."""
+"""House rules read from the source: no import circle, no process module imported by another
+and nothing outside tests/ importing tests, no file over 400 lines in services/ or shared/, and
+tests that wait on events (at most 8 deliberate sleeps, each explained)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,42 @@ def test_no_import_circle_among_the_projects_modules() -> None:
         for name, targets in graph.items()
     }
     assert _cycles(graph) == []
+
+
+def _graph(*folders: str) -> dict[str, set[str]]:
+    """Module -> the project modules it imports, for the modules under ``folders`` (the
+    targets may be anywhere in the project, tests included)."""
+    everything = _sources(*PACKAGES, "tests")
+    modules = {_module_name(path) for path in everything}
+    return {_module_name(path): _imports(path, modules) for path in _sources(*folders)}
+
+
+def _is_process(module: str) -> bool:
+    """A service's process module: ``services.<name>.main`` (settings, sockets, loops)."""
+    parts = module.split(".")
+    return len(parts) == 3 and parts[0] == "services" and parts[2] == "main"
+
+
+def test_no_process_module_is_imported_by_the_house() -> None:
+    """What several processes or commands share lives beside them, never in a ``main``: only
+    tests (which run a service in their own process) import one."""
+    imports = [
+        (module, target)
+        for module, targets in _graph(*PACKAGES).items()
+        for target in targets
+        if _is_process(target) and not module.startswith(target.rpartition(".")[0])
+    ]
+    assert imports == []
+
+
+def test_nothing_outside_tests_imports_tests() -> None:
+    imports = [
+        (module, target)
+        for module, targets in _graph(*PACKAGES).items()
+        for target in targets
+        if target == "tests" or target.startswith("tests.")
+    ]
+    assert imports == []
 
 
 def test_the_cycle_finder_finds_a_circle() -> None:

@@ -15,6 +15,7 @@ from http import HTTPStatus
 
 import pytest
 
+from bench.loopback import histogram_quantile, parse_metrics
 from shared.http_server import HttpLimits, HttpServer, Request, Response, Route, reply
 from shared.http_status import (
     Health,
@@ -25,7 +26,6 @@ from shared.http_status import (
     status_routes,
 )
 from shared.metrics import Sample, ServiceMetrics, counters, gauges, metric_name
-from tests.loopback import histogram_quantile, parse_metrics
 from tests.waiting import wait_for
 
 

@@ -1,4 +1,4 @@
-"""What tests and benchmarks share: free loopback ports, and a scrape of a service's /metrics."""
+"""What benchmarks and tests share: free loopback ports, and a scrape of a service's /metrics."""
 
 from __future__ import annotations
 
