@@ -23,7 +23,7 @@ worker's tracker: smoothing and hold) with the raw per-frame argmax. ``--framing
 the model's accuracy on the test faces re-framed (crop side x0.8-1.3,
 centre moved +-10% of the side) for ``--model``. ``--fit`` instead measures, on scenes of
 ``train/`` faces, where each detector's box lies relative to the FER2013 frame, and prints the
-``Framing`` to put in ``services.inference.framing.FRAMINGS``.
+``Framing`` to give the detector's ``@register`` (``services/inference/detectors/``).
 """
 
 from __future__ import annotations
@@ -144,12 +144,11 @@ def worker_prepare(
     """``prepare(scene, stream_id, seq)``: the scene's JPEG through the worker's
     ``prepare_frame`` (decode, detect, crop) with ``detector_name`` and its fitted framing
     (or ``framing``), as a frame of that stream would arrive."""
-    from services.inference.detectors import make_detector
-    from services.inference.framing import framing_for
+    from services.inference.detectors import build_detector, framing_for
     from services.inference.pipeline import prepare_frame
     from shared.messages import FrameHeader
 
-    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    detector = build_detector(detector_name)
     chosen = framing or framing_for(detector_name)
 
     def prepare(scene: Any, stream_id: str, seq: int) -> Any:
@@ -463,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from bench.common import print_table, write_result
     from services.inference.classifier import load_classifier
-    from services.inference.framing import Framing, framing_for
+    from services.inference.detectors import framing_for
+    from services.inference.framing import Framing
 
     classifier = load_classifier(args.model)
     detectors = [name for name in args.detectors.split(",") if name]

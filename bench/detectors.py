@@ -33,7 +33,7 @@ from bench.common import (
     time_calls,
     write_result,
 )
-from services.inference.detectors import DETECTORS, make_detector
+from services.inference.detectors import build_detector, detector_names
 from shared.image import BoxXYWH, iou_xywh
 
 MATCH_IOU = 0.3
@@ -49,7 +49,7 @@ def score_frame(truth: Sequence[BoxXYWH], found: Sequence[BoxXYWH]) -> tuple[int
 
 def measure(name: str, frames: Sequence[RecordedFrame], seconds: float) -> dict[str, Any]:
     """One detector over the frames: quality and time per frame."""
-    detector = make_detector(name, min_face_px=40, detect_max_width=640)
+    detector = build_detector(name)
     detector.detect(frames[0].frame_bgr)  # warm-up: lazy allocation, graph tracing
     found: list[list[BoxXYWH]] = []
 
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = bench_parser(__doc__.splitlines()[0], "var/bench/detectors.json")
     parser.add_argument("--seconds", type=float, default=20.0, help="time limit per detector")
     parser.add_argument(
-        "--detectors", default=",".join(DETECTORS), help="comma-separated, haar first"
+        "--detectors", default=",".join(detector_names()), help="comma-separated, haar first"
     )
     args = parser.parse_args(argv)
     names = [n for n in args.detectors.split(",") if n]

@@ -79,11 +79,11 @@ def ours(detector_name: str, seconds: float) -> dict[str, Any]:
     """Our detector and classifier, in this process, on the same frames."""
     sys.path.insert(0, str(ROOT))
     from services.inference.classifier import load_classifier
-    from services.inference.detectors import make_detector
-    from services.inference.framing import framing_for, model_crop
+    from services.inference.detectors import build_detector, framing_for
+    from services.inference.framing import model_crop
 
     classifier = load_classifier(ROOT / "models" / "emotion_model.keras")
-    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    detector = build_detector(detector_name)
     framing = framing_for(detector_name)
 
     def step(frame: Any) -> int:

@@ -36,8 +36,8 @@ from bench.common import (
     write_result,
 )
 from services.inference.classifier import Classifier, load_classifier
-from services.inference.detectors import make_detector
-from services.inference.framing import framing_for, model_crop
+from services.inference.detectors import build_detector, framing_for
+from services.inference.framing import model_crop
 from shared.image import decode_jpeg, encode_jpeg
 
 STAGES = ("decode", "detect", "crop", "classify", "encode")
@@ -50,7 +50,7 @@ def measure(
     seconds: float,
 ) -> dict[str, Any]:
     """Seconds per stage per frame for one detector, over the looped recording."""
-    detector = make_detector(detector_name, min_face_px=40, detect_max_width=640)
+    detector = build_detector(detector_name)
     framing = framing_for(detector_name)
     detector.detect(frames[0].frame_bgr)
     spent: dict[str, list[float]] = {stage: [] for stage in STAGES}

@@ -28,8 +28,8 @@ from services.display.render import AssetError, Sprites, load_sprites, render_fr
 from services.display.sinks import SinkError, VideoFileSink
 from services.inference.batching import classify_frames
 from services.inference.classifier import load_classifier
-from services.inference.detectors import DetectorError, FaceDetector, detector_for
-from services.inference.framing import Framing, framing_for
+from services.inference.detectors import DetectorError, FaceDetector, detector_for, framing_for
+from services.inference.framing import Framing
 from services.inference.model_base import Classifier
 from services.inference.pipeline import finish_frame, label_faces, prepare_image
 from services.inference.tracker import FaceTracker, tracker_for

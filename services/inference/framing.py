@@ -3,7 +3,8 @@
 The classifier learned FER2013's framing: a square from forehead to chin, about as wide as the
 face. Each detector draws its box elsewhere (BlazeFace's is brows to mouth, Haar's a little
 wider), so each gets a ``Framing``: the FER2013 frame's side and centre relative to the
-detector's box, fitted on training faces by ``python -m bench.accuracy --fit`` (where a
+detector's box (each detector plugin carries its own, ``detectors.framing_for``), fitted on
+training faces by ``python -m bench.accuracy --fit`` (where a
 detector found a pasted FER2013 face, the square it was pasted into is the frame to learn).
 The crop is square even at the frame's edge: what lies outside is the edge pixels repeated,
 never a squeezed face. Where the detector found the eyes, the crop is turned so that the eye
@@ -16,14 +17,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final
 
 import cv2
 import numpy as np
 
 from shared.image import BoxXYWH, ImageError, ImageU8, SizeHW, to_gray
 
-__all__ = ["FRAMINGS", "Framing", "framing_for", "model_crop", "model_frame"]
+__all__ = ["Framing", "model_crop", "model_frame"]
 
 
 @dataclass(frozen=True)
@@ -40,30 +40,6 @@ class Framing:
     def with_margin(self, margin: float) -> Framing:
         """The same frame grown by ``margin`` of its side on each side (``face_margin``)."""
         return Framing(self.scale * (1 + 2 * margin), self.shift_x, self.shift_y, self.align_roll)
-
-
-#: Per detector, fitted on scenes of FER2013 train/ faces and checked on test/ faces
-#: (docs/benchmarks.md, "Framing"): median ratios over the faces each detector found.
-FRAMINGS: Final[dict[str, Framing]] = {
-    "haar": Framing(1.05, 0.0, 0.0),
-    "blazeface": Framing(1.14, 0.0, 0.045),
-    # The tiled detector's boxes, and in between the same network's around each face.
-    "blazeface_tracking": Framing(1.14, 0.0, 0.045),
-    # The same network and box as blazeface, without the tiles.
-    "blazeface_single": Framing(1.14, 0.0, 0.045),
-    # Levelling on its keypoints showed no gain (-0.9 points on the 400 scenes' found faces).
-    "blazeface_full": Framing(1.16, 0.0, 0.055, align_roll=False),
-    # Not fitted (MTCNN needs TensorFlow and takes 130 ms a frame): its box as it is.
-    "mtcnn": Framing(1.0, 0.0, 0.0),
-}
-
-
-def framing_for(detector: str, margin: float = 0.0, align_roll: bool = True) -> Framing:
-    """The fitted framing of ``detector`` (identity for one without a fit), grown by ``margin``,
-    turned with the face's roll where ``align_roll`` and the detector's fit both say so."""
-    fitted = FRAMINGS.get(detector, Framing())
-    aligned = align_roll and fitted.align_roll
-    return Framing(fitted.scale, fitted.shift_x, fitted.shift_y, aligned).with_margin(margin)
 
 
 def model_frame(

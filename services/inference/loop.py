@@ -21,8 +21,7 @@ from shared.runtime import PeriodicLogger
 from shared.wire import WireError, decode_as
 
 from .batching import classify_frames
-from .detectors import FaceDetector
-from .framing import framing_for
+from .detectors import FaceDetector, framing_for
 from .links import CaptureLink, ResultSender
 from .meters import WorkerMeters
 from .model_base import Classifier

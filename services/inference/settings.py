@@ -9,11 +9,13 @@ import socket
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.curve import CurveSettings, PublicKeyFile
 from shared.settings import Endpoint, ServiceSettings, each_once, split_list
+
+from .detectors.registry import detector_names
 
 __all__ = [
     "DEFAULT_MODEL_PATH",
@@ -28,10 +30,18 @@ DEFAULT_MODEL_PATH = Path("models/emotion_model.keras")
 
 # Same character set and length as WorkerId in shared.messages, so the default always validates.
 _ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-#: Every face detector ``detect.make_detector`` builds (docs/benchmarks.md compares them).
-DetectorName = Literal[
-    "blazeface_tracking", "haar", "blazeface", "blazeface_single", "blazeface_full", "mtcnn"
-]
+
+
+def _known_detector(name: str) -> str:
+    names = detector_names()
+    if name not in names:
+        raise ValueError(f"expected one of {list(names)}, found {name!r}")
+    return name
+
+
+#: A registered detector plugin's name (``detectors.registry``; docs/benchmarks.md compares
+#: them).
+DetectorName = Annotated[str, AfterValidator(_known_detector)]
 
 
 def default_worker_id() -> str:
@@ -79,8 +89,9 @@ class FaceSettings(ServiceSettings):
         default=640,
         ge=160,
         le=8192,
-        description="Frames wider than this are scaled down for detection (boxes are mapped "
-        "back to full-frame pixels).",
+        description="haar and mtcnn: frames wider than this are scaled down for detection "
+        "(boxes are mapped back to full-frame pixels). BlazeFace reads every frame at its "
+        "network's own 128 px, whatever the width.",
     )
     face_margin: float = Field(
         default=0.0,

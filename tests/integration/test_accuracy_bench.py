@@ -59,12 +59,12 @@ def test_the_fitted_framing_is_where_the_faces_are(
 ) -> None:
     """Measured afresh on these PublicTest scenes, the FER2013 frame lies where the fit (on
     train/ scenes) puts it, relative to the default detector's boxes."""
-    from services.inference.framing import FRAMINGS
+    from services.inference.detectors import plugin
 
     scenes, _, classifier = run
     _, _, boxes = accuracy.run_ours("blazeface", scenes, classifier, Framing())
     fit = accuracy.fit_framing(scenes, boxes)
-    shipped = FRAMINGS["blazeface"]
+    shipped = plugin("blazeface").framing
     assert fit["faces"] >= 100
     # The median over some 200 faces moves by a few hundredths from one set of scenes to another.
     assert abs(fit["scale"] - shipped.scale) <= 0.07, fit
@@ -97,7 +97,7 @@ def test_levelling_the_eye_line_keeps_the_accuracy_of_tilted_heads(
 ) -> None:
     """Heads tilted by up to 40 degrees: the crops turned level keep the faces' accuracy, the
     crops left tilted lose it."""
-    from services.inference.framing import framing_for
+    from services.inference.detectors import framing_for
 
     _, _, classifier = run
     faces, labels = public_test

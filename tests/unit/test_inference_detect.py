@@ -6,20 +6,27 @@ Also the box helper the other detectors share (``square_box_xywh``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import get_args
 
 import cv2
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from services.inference.detectors import (
+    DetectedFace,
+    DetectorConfig,
     DetectorError,
     HaarDetector,
+    build_detector,
     detector_for,
-    make_detector,
+    detector_names,
+    framing_for,
+    register,
+    registry,
     square_box_xywh,
 )
-from services.inference.settings import DetectorName, WorkerSettings
+from services.inference.framing import Framing
+from services.inference.settings import WorkerSettings
 from shared.image import iou_xywh
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
@@ -76,13 +83,42 @@ def test_missing_cascade_is_a_clear_error(tmp_path: Path) -> None:
         HaarDetector(cascade_path=missing)
 
 
-def test_make_detector_refuses_unknown_names() -> None:
-    assert isinstance(make_detector("haar", 40, 640), HaarDetector)
+def test_build_detector_refuses_unknown_names() -> None:
+    assert isinstance(build_detector("haar"), HaarDetector)
     with pytest.raises(DetectorError, match="unknown detector: expected one of"):
-        make_detector("yolo", 40, 640)
+        build_detector("yolo")
 
 
-@pytest.mark.parametrize("name", get_args(DetectorName))
+def test_a_new_detector_is_one_registration_and_takes_its_settings(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class CornerConfig(DetectorConfig):
+        corner_px: int = 10
+
+    class Corner:
+        def __init__(self, config: CornerConfig) -> None:
+            self.config = config
+
+        def detect(self, frame_bgr: np.ndarray, stream_id: str = "") -> list[DetectedFace]:
+            side = self.config.min_face_px
+            return [DetectedFace((self.config.corner_px, self.config.corner_px, side, side))]
+
+    monkeypatch.setattr(registry, "_PLUGINS", dict(registry._PLUGINS))
+    register("corner", CornerConfig, Framing(1.2), "a face in the corner")(Corner)
+    assert "corner" in detector_names()
+    settings = WorkerSettings(detector="corner", min_face_px=64, full_every=5)
+    with caplog.at_level("WARNING"):
+        detector = detector_for(settings)
+    assert detector.detect(np.zeros((240, 320, 3), np.uint8)) == [DetectedFace((10, 10, 64, 64))]
+    assert "does not read full_every" in caplog.text
+    assert framing_for("corner").scale == pytest.approx(1.2)
+    with pytest.raises(DetectorError, match="takes no detect_max_width"):
+        build_detector("corner", detect_max_width=320)
+    with pytest.raises(ValidationError, match="expected one of"):
+        WorkerSettings(detector="nothing-like-it")
+
+
+@pytest.mark.parametrize("name", detector_names())
 def test_every_detector_the_settings_accept_is_built_and_runs(name: str) -> None:
     settings = WorkerSettings(detector=name)
     try:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.detectors import DetectorError, FaceDetector, make_detector
+from services.inference.detectors import DetectorError, FaceDetector, build_detector
 from services.inference.detectors.blazeface import BlazeFaceDetector
 from services.inference.detectors.letterbox import (
     Letterbox,
@@ -50,7 +50,7 @@ _built: dict[str, FaceDetector] = {}
 def _detector(name: str) -> FaceDetector:
     # Built once per test session: MTCNN takes seconds to load.
     if name not in _built:
-        _built[name] = make_detector(name, 40, 640)
+        _built[name] = build_detector(name)
     return _built[name]
 
 
@@ -118,7 +118,7 @@ def test_does_not_mutate_the_frame(name: str, astronaut_bgr: np.ndarray) -> None
 
 
 def test_blazeface_min_face_px_skips_small_faces(astronaut_bgr: np.ndarray) -> None:
-    assert make_detector("blazeface", 150, 640).detect(astronaut_bgr) == []
+    assert build_detector("blazeface", min_face_px=150).detect(astronaut_bgr) == []
 
 
 def test_missing_blazeface_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_missing_blazeface_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_mtcnn_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # what an install without the extra sees
     with pytest.raises(DetectorError, match=r"pip install -e '\.\[mtcnn\]'"):
-        make_detector("mtcnn", 40, 640)
+        build_detector("mtcnn")
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def _roll_of_the_astronaut(astronaut_bgr: np.ndarray, turn_deg: float) -> float:
     # cv2 turns counter-clockwise for a positive angle.
     turn = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), -turn_deg, 1.0)
     frame = cv2.warpAffine(astronaut_bgr, turn, (512, 512), borderValue=(128, 128, 128))
-    found = make_detector("blazeface", 40, 640).detect(frame)
+    found = build_detector("blazeface").detect(frame)
     (face,) = [f for f in found if iou_xywh(f.box_xywh, ASTRONAUT_FACE_XYWH) >= 0.4]
     return face.roll_deg
 

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.detectors import DETECTORS
-from services.inference.framing import FRAMINGS, Framing, framing_for, model_crop, model_frame
+from services.inference.detectors import framing_for, plugin
+from services.inference.framing import Framing, model_crop, model_frame
 from shared.image import BoxXYWH, ImageError, ImageU8, to_gray
 
 
@@ -18,8 +18,10 @@ def gradient_bgr() -> ImageU8:
     return frame.astype(np.uint8)
 
 
-def test_every_detector_has_a_fitted_framing() -> None:
-    assert set(FRAMINGS) == set(DETECTORS)
+def test_the_framing_is_the_detectors_own() -> None:
+    assert framing_for("haar") == plugin("haar").framing
+    assert framing_for("blazeface_tracking") == plugin("blazeface").framing
+    assert framing_for("blazeface_full").align_roll is False  # its fit says no levelling
 
 
 def test_model_frame_scales_and_shifts_by_the_box_side() -> None:
@@ -28,7 +30,7 @@ def test_model_frame_scales_and_shifts_by_the_box_side() -> None:
 
 
 def test_margin_grows_the_side_on_each_side() -> None:
-    assert framing_for("haar", 0.1).scale == pytest.approx(FRAMINGS["haar"].scale * 1.2)
+    assert framing_for("haar", 0.1).scale == pytest.approx(plugin("haar").framing.scale * 1.2)
     assert framing_for("no-such-detector") == Framing()
 
 
@@ -80,7 +82,7 @@ def _astronaut_turned(turn_deg: float) -> tuple[ImageU8, BoxXYWH]:
 def test_a_tilted_face_is_cropped_upright(turn_deg: float) -> None:
     upright_frame, box = _astronaut_turned(0.0)
     tilted_frame, _ = _astronaut_turned(turn_deg)
-    framing = FRAMINGS["blazeface"]
+    framing = plugin("blazeface").framing
     upright = model_crop(upright_frame, box, framing, (48, 48)).astype(np.float64)
     aligned = model_crop(tilted_frame, box, framing, (48, 48), turn_deg).astype(np.float64)
     as_tilted = model_crop(tilted_frame, box, framing, (48, 48)).astype(np.float64)

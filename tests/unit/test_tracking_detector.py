@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.detectors import make_detector
+from services.inference.detectors import build_detector
 from services.inference.detectors.tracking import TrackingDetector, is_cut, thumbnail
 from shared.image import iou_xywh
 from tests.conftest import ASTRONAUT_FACE_XYWH
@@ -37,7 +37,7 @@ def _face_at(at_xy: tuple[int, int]) -> tuple[int, int, int, int]:
 
 @pytest.fixture
 def tracking() -> TrackingDetector:
-    detector = make_detector("blazeface_tracking", 40, 640, full_every=50)
+    detector = build_detector("blazeface_tracking", full_every=50)
     assert isinstance(detector, TrackingDetector)
     return detector
 
@@ -56,7 +56,7 @@ def test_a_moving_face_keeps_its_id_with_one_full_pass(
 
 
 def test_the_full_pass_comes_back_every_full_every_frames(astronaut_bgr: np.ndarray) -> None:
-    detector = make_detector("blazeface_tracking", 40, 640, full_every=4)
+    detector = build_detector("blazeface_tracking", full_every=4)
     assert isinstance(detector, TrackingDetector)
     for step in range(9):
         assert len(detector.detect(_frame(astronaut_bgr, (100 + 4 * step, 100)), "cam")) == 1
@@ -113,4 +113,4 @@ def test_a_cut_is_a_change_of_the_whole_picture(astronaut_bgr: np.ndarray) -> No
 
 def test_nonsense_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="full_every"):
-        make_detector("blazeface_tracking", 40, 640, full_every=0)
+        build_detector("blazeface_tracking", full_every=0)

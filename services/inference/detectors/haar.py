@@ -7,10 +7,13 @@ from typing import Final
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from shared.image import ImageU8, clip_box_xywh, resize_to_fit, to_gray
 
+from ..framing import Framing
 from .base import DetectedFace, DetectorError
+from .registry import DetectorConfig, register
 
 __all__ = ["HAAR_CASCADE", "HaarDetector", "load_cascade"]
 
@@ -89,3 +92,13 @@ class HaarDetector:
             if clipped is not None:
                 faces.append(DetectedFace(clipped))
         return faces
+
+
+class HaarConfig(DetectorConfig):
+    #: Frames wider than this are scaled down before the cascade runs.
+    detect_max_width: int = Field(default=640, ge=160, le=8192)
+
+
+@register("haar", HaarConfig, Framing(1.05, 0.0, 0.0), "OpenCV's frontal-face cascade")
+def _haar(config: HaarConfig) -> HaarDetector:
+    return HaarDetector(min_face_px=config.min_face_px, detect_max_width=config.detect_max_width)

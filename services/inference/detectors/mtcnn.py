@@ -7,10 +7,13 @@ from typing import Any, Final
 
 import cv2
 import numpy as np
+from pydantic import Field
 
 from shared.image import ImageU8, resize_to_fit
 
+from ..framing import Framing
 from .base import DetectedFace, DetectorError, square_box_xywh
+from .registry import DetectorConfig, register
 
 __all__ = ["MtcnnDetector"]
 
@@ -68,3 +71,14 @@ class MtcnnDetector:
             if box is not None and min(box[2], box[3]) >= self._min_face_px:
                 faces.append(DetectedFace(box))
         return faces
+
+
+class MtcnnConfig(DetectorConfig):
+    #: Frames wider than this are scaled down before MTCNN runs.
+    detect_max_width: int = Field(default=640, ge=160, le=8192)
+
+
+# Not fitted (MTCNN needs TensorFlow and takes 130 ms a frame): its box as it is.
+@register("mtcnn", MtcnnConfig, Framing(), "MTCNN on TensorFlow (the [mtcnn] extra)")
+def _mtcnn(config: MtcnnConfig) -> MtcnnDetector:
+    return MtcnnDetector(min_face_px=config.min_face_px, detect_max_width=config.detect_max_width)

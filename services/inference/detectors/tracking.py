@@ -24,16 +24,26 @@ from typing import Final
 import cv2
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
 
 from shared.image import ImageU8, iou_matrix_xywh
 
 from ..tracker import match_greedy
 from .base import DetectedFace
 from .blazeface import TILE_FRACTIONS, BlazeFaceDetector
+from .blazeface_variants import BLAZEFACE_FRAMING, BlazeFaceConfig
 from .letterbox import tile_regions
-from .second_look import SURE_SCORE
+from .registry import register
+from .second_look import CANDIDATE_SCORE, SURE_SCORE
 
-__all__ = ["THUMB_WH", "TrackingDetector", "find_again", "is_cut", "thumbnail"]
+__all__ = [
+    "THUMB_WH",
+    "TrackingConfig",
+    "TrackingDetector",
+    "find_again",
+    "is_cut",
+    "thumbnail",
+]
 
 #: The size frames are compared at: a cut changes the whole picture, a moving face a corner.
 THUMB_WH: Final = (32, 24)
@@ -221,3 +231,32 @@ def _pairs(found: Sequence[DetectedFace], known: Sequence[DetectedFace]) -> dict
         return {}
     overlaps = iou_matrix_xywh([k.box_xywh for k in known], [f.box_xywh for f in found])
     return match_greedy(overlaps, SAME_FACE_IOU)
+
+
+class TrackingConfig(BlazeFaceConfig):
+    #: Frames of a stream between two full passes.
+    full_every: int = Field(default=10, ge=1, le=1000)
+
+
+# The tiled detector's boxes, and in between the same network's around each face.
+@register(
+    "blazeface_tracking",
+    TrackingConfig,
+    BLAZEFACE_FRAMING,
+    "blazeface now and then (first frame, every full_every, a cut, a face lost), the faces "
+    "followed in between",
+)
+def _tracking(config: TrackingConfig) -> TrackingDetector:
+    size, threads = config.min_face_px, config.tf_threads
+    return TrackingDetector(
+        BlazeFaceDetector("short", min_face_px=size, threads=threads, tiled=True),
+        BlazeFaceDetector(
+            "short",
+            min_face_px=size,
+            threads=threads,
+            tiled=True,
+            second_look=False,
+            min_score=CANDIDATE_SCORE,
+        ),
+        full_every=config.full_every,
+    )
