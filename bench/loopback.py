@@ -9,6 +9,8 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.metrics import bucket_quantile
+
 __all__ = ["free_loopback_port", "free_loopback_port_prefix", "parse_metrics", "scrape"]
 
 
@@ -62,23 +64,13 @@ def scrape(url: str, timeout_s: float = 5.0) -> dict[str, float]:
 
 
 def histogram_quantile(values: dict[str, float], name: str, q: float) -> float | None:
-    """The ``q`` quantile of histogram ``name`` (unlabelled) from ``parse_metrics`` samples,
-    interpolated within a bucket as Prometheus does; None when it holds no observation."""
-    buckets: list[tuple[float, float]] = []
+    """The ``q`` quantile of histogram ``name`` (unlabelled) from ``parse_metrics`` samples
+    (``shared.metrics.bucket_quantile``, as the services' own stats lines compute it); None
+    when it holds no observation."""
     prefix = f'{name}_bucket{{le="'
-    for key, count in values.items():
-        if key.startswith(prefix):
-            text = key[len(prefix) : -2]
-            buckets.append((float("inf") if text == "+Inf" else float(text), count))
-    buckets.sort()
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if bound == float("inf"):
-                return lower
-            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
-        lower, below = bound, count
-    return lower
+    buckets = [
+        (float(key[len(prefix) : -2]), count)
+        for key, count in values.items()
+        if key.startswith(prefix)
+    ]
+    return bucket_quantile(buckets, q)

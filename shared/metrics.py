@@ -9,8 +9,12 @@ are measured, in seconds, with buckets from 1 ms to 500 ms. An info metric state
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
@@ -27,9 +31,11 @@ from prometheus_client.registry import Collector
 __all__ = [
     "CONTENT_TYPE",
     "LATENCY_BUCKETS_S",
+    "LatencyHistogram",
     "MetricSource",
     "Sample",
     "ServiceMetrics",
+    "bucket_quantile",
     "counters",
     "gauges",
     "metric_name",
@@ -136,6 +142,10 @@ class ServiceMetrics:
         )
         self.registry.register(_WireCollector(service))
 
+    def latency(self, name: str, help_text: str) -> LatencyHistogram:
+        """An unlabelled ``histogram`` and its recent quantiles."""
+        return LatencyHistogram(self.histogram(name, help_text))
+
     def histogram(self, name: str, help_text: str, labels: Sequence[str] = ()) -> Histogram:
         """A latency histogram ``emojify_<service>_<name>_seconds`` (1-500 ms buckets)."""
         return Histogram(
@@ -157,3 +167,68 @@ class ServiceMetrics:
     def exposition(self) -> bytes:
         """``/metrics``: the text exposition format."""
         return generate_latest(self.registry)
+
+
+def bucket_quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
+    """The ``q`` quantile (0..1) of a histogram's cumulative buckets ``(upper bound, count)``,
+    interpolated within a bucket as PromQL's ``histogram_quantile`` does; None when empty. A
+    quantile in the ``+Inf`` bucket is the largest finite bound."""
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in ordered:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
+        lower, below = bound, count
+    return lower
+
+
+class LatencyHistogram:
+    """One latency histogram (or one labelled child), and its recent quantiles read from the
+    same buckets: what a stats line or a page shows is what ``/metrics`` says, over the last
+    ``window_s`` (PromQL's ``histogram_quantile(q, rate(h[window]))``)."""
+
+    def __init__(
+        self,
+        histogram: Histogram,
+        window_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._histogram = histogram
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: Cumulative bucket counts at earlier reads, oldest first (one a second at most).
+        self._past: deque[tuple[float, list[tuple[float, float]]]] = deque()
+
+    def observe_ms(self, ms: float) -> None:
+        if math.isfinite(ms):
+            self._histogram.observe(max(0.0, ms) / 1000.0)
+
+    def _buckets(self) -> list[tuple[float, float]]:
+        return [
+            (float(sample.labels["le"]), sample.value)
+            for family in self._histogram.collect()
+            for sample in family.samples
+            if sample.name.endswith("_bucket")
+        ]
+
+    def quantile_ms(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1) in ms of what was observed since the oldest read of the
+        last ``window_s`` (reads come every few seconds: a stats line, a page); None when
+        nothing was."""
+        now, current = self._clock(), self._buckets()
+        with self._lock:
+            # The oldest read within the window is the base (the one before it when none is).
+            while len(self._past) > 1 and self._past[0][0] < now - self._window_s:
+                self._past.popleft()
+            base = self._past[0][1] if self._past else [(b, 0.0) for b, _ in current]
+            if not self._past or now - self._past[-1][0] >= 1.0:
+                self._past.append((now, current))
+        recent = [(b, c - c0) for (b, c), (_, c0) in zip(current, base, strict=True)]
+        value = bucket_quantile(recent, q)
+        return None if value is None else 1000.0 * value

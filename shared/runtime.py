@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import signal
 import sys
 import threading
@@ -16,7 +15,6 @@ from typing import Final
 
 __all__ = [
     "LOG_FORMAT",
-    "LatencyWindow",
     "PeriodicLogger",
     "RateMeter",
     "Stats",
@@ -153,38 +151,6 @@ class RateMeter:
         # Right after start the window is not full yet; dividing by it would under-report.
         span = min(self._window_s, now - self._started)
         return total / span if span > 0 else 0.0
-
-
-class LatencyWindow:
-    """The last ``maxlen`` latencies in milliseconds, with percentiles."""
-
-    def __init__(self, maxlen: int = 1000) -> None:
-        if maxlen < 1:
-            raise ValueError(f"maxlen: expected >= 1, found {maxlen}")
-        self._lock = threading.Lock()
-        self._values: deque[float] = deque(maxlen=maxlen)
-
-    def add(self, ms: float) -> None:
-        if math.isfinite(ms):
-            with self._lock:
-                self._values.append(float(ms))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._values)
-
-    def percentile(self, p: float) -> float | None:
-        """The ``p``-th percentile (0..100, linear interpolation); None when empty."""
-        if not 0.0 <= p <= 100.0:
-            raise ValueError(f"p: expected 0..100, found {p}")
-        with self._lock:
-            values = sorted(self._values)
-        if not values:
-            return None
-        rank = (len(values) - 1) * p / 100.0
-        low = math.floor(rank)
-        high = min(low + 1, len(values) - 1)
-        return values[low] + (values[high] - values[low]) * (rank - low)
 
 
 class PeriodicLogger:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Final
 
 from shared.metrics import Sample, ServiceMetrics, counters, gauges
-from shared.runtime import LatencyWindow, RateMeter, Stats
+from shared.runtime import RateMeter, Stats
 
 __all__ = ["COUNTER_HELP", "GAUGE_HELP", "CaptureMeters"]
 
@@ -48,8 +48,7 @@ class CaptureMeters:
         self.live = live
         self.fps_in = RateMeter(clock=clock)
         self.fps_out = RateMeter(clock=clock)
-        self.latency = LatencyWindow()
-        self._round_trip = registry.histogram(
+        self.round_trip = registry.latency(
             "round_trip", "From handing a frame to a worker to hearing it is done."
         )
         # Written by the loop, read by the status thread: replaced whole, never mutated.
@@ -58,8 +57,7 @@ class CaptureMeters:
 
     def done(self, span_s: float) -> None:
         """A worker reported a frame done ``span_s`` after it was handed out."""
-        self.latency.add(span_s * 1000.0)
-        self._round_trip.observe(span_s)
+        self.round_trip.observe_ms(span_s * 1000.0)
 
     @property
     def dropped(self) -> int:
@@ -74,8 +72,8 @@ class CaptureMeters:
             "fps_out": self.fps_out.rate(),
             "dropped": self.dropped,
             "malformed": counts.get("malformed", 0),
-            "p50_ms": self.latency.percentile(50),
-            "p95_ms": self.latency.percentile(95),
+            "p50_ms": self.round_trip.quantile_ms(0.5),
+            "p95_ms": self.round_trip.quantile_ms(0.95),
             **self.gauge_values,
             "worker_lost": counts.get("worker_lost", 0),
             "redispatched": counts.get("redispatched", 0),

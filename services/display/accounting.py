@@ -9,7 +9,7 @@ from typing import Final
 
 from shared.log_throttle import LogThrottle, and_more
 from shared.metrics import Sample, ServiceMetrics, counters, gauges
-from shared.runtime import LatencyWindow, RateMeter, Stats, format_stats_line
+from shared.runtime import RateMeter, Stats, format_stats_line
 
 from .ring import FrameRing
 
@@ -58,9 +58,8 @@ class DisplayMeters:
         self.frames_in = RateMeter()
         self.results_in = RateMeter()
         self.rendered = RateMeter()
-        self.latency = LatencyWindow()
         self.latency_last_ms: float | None = None
-        self._end_to_end = registry.histogram(
+        self.latency = registry.latency(
             "end_to_end", "From capture (the frame's timestamp) to the frame drawn with its faces."
         )
         self._malformed_log = LogThrottle(WARN_EVERY_S)
@@ -71,8 +70,7 @@ class DisplayMeters:
         self.rendered.mark()
         ms = (time.time_ns() - captured_at_ns) / 1e6
         self.latency_last_ms = ms
-        self.latency.add(ms)
-        self._end_to_end.observe(max(0.0, ms / 1000.0))
+        self.latency.observe_ms(ms)
 
     def malformed(self, where: str, error: Exception) -> None:
         self.stats.increment("malformed")
@@ -92,8 +90,8 @@ class DisplayMeters:
                 "results_s": self.results_in.rate(),
                 "skipped": counts.get("skipped", 0),
                 "malformed": counts.get("malformed", 0),
-                "p50_ms": self.latency.percentile(50),
-                "p95_ms": self.latency.percentile(95),
+                "p50_ms": self.latency.quantile_ms(0.5),
+                "p95_ms": self.latency.quantile_ms(0.95),
                 "in_flight": len(self.ring),
                 "offline": int(offline),
                 "matched": counts["matched"],

@@ -97,8 +97,8 @@ class _Display:
             "mode": self.settings.mode,
             "fps_in": self.meters.frames_in.rate(),
             "fps_out": self.meters.rendered.rate(),
-            "latency_p50_ms": self.meters.latency.percentile(50),
-            "latency_p95_ms": self.meters.latency.percentile(95),
+            "latency_p50_ms": self.meters.latency.quantile_ms(0.5),
+            "latency_p95_ms": self.meters.latency.quantile_ms(0.95),
             "inference_offline": self.offline,
         }
 

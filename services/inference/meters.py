@@ -8,8 +8,8 @@ from typing import Final
 
 from shared.http_status import Health, LoopWatch
 from shared.messages import ResultHeader
-from shared.metrics import Sample, ServiceMetrics, counters, gauges
-from shared.runtime import LatencyWindow, RateMeter, Stats, format_stats_line
+from shared.metrics import LatencyHistogram, Sample, ServiceMetrics, counters, gauges
+from shared.runtime import RateMeter, Stats, format_stats_line
 
 __all__ = ["COUNTERS", "STAGES", "WorkerMeters", "WorkerStatus"]
 
@@ -58,14 +58,14 @@ class WorkerMeters:
     def __init__(self, registry: ServiceMetrics, window_s: float = 10.0) -> None:
         self.stats = Stats()
         # Per stage, and "total" (a frame's whole time in the worker): histograms for /metrics.
-        self._histogram = registry.histogram(
+        histogram = registry.histogram(
             "stage", "Time a frame spends in one stage of the worker.", ["stage"]
         )
         self._fps_in = RateMeter(window_s)
         self._fps_out = RateMeter(window_s)
         self._faces = RateMeter(window_s)
-        self._total = LatencyWindow()
-        self._stages = {stage: LatencyWindow() for stage in STAGES}
+        self._total = LatencyHistogram(histogram.labels(stage="total"))
+        self._stages = {stage: LatencyHistogram(histogram.labels(stage=stage)) for stage in STAGES}
         self.watch = LoopWatch(STUCK_AFTER_S, time.monotonic)
 
     def turned(self) -> None:
@@ -91,9 +91,7 @@ class WorkerMeters:
             self._fps_out.mark()
 
     def _observe(self, stage: str, ms: float) -> None:
-        window = self._total if stage == "total" else self._stages[stage]
-        window.add(ms)
-        self._histogram.labels(stage=stage).observe(ms / 1000.0)
+        (self._total if stage == "total" else self._stages[stage]).observe_ms(ms)
 
     def line(self, credit_held: int) -> str:
         counts = self.stats.snapshot()
@@ -104,12 +102,12 @@ class WorkerMeters:
             "malformed": counts.get("malformed", 0),
             "corrupt": counts.get("corrupt", 0),
             "drops": counts.get("results_dropped", 0),
-            "p50_ms": self._total.percentile(50),
-            "p95_ms": self._total.percentile(95),
+            "p50_ms": self._total.quantile_ms(0.5),
+            "p95_ms": self._total.quantile_ms(0.95),
         }
         for stage, window in self._stages.items():
-            fields[f"{stage}_p50_ms"] = window.percentile(50)
-            fields[f"{stage}_p95_ms"] = window.percentile(95)
+            fields[f"{stage}_p50_ms"] = window.quantile_ms(0.5)
+            fields[f"{stage}_p95_ms"] = window.quantile_ms(0.95)
         fields["in_flight"] = credit_held
         fields["frames"] = counts.get("frames", 0)
         fields["results"] = counts.get("results", 0)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from shared.metrics import LatencyHistogram, ServiceMetrics, bucket_quantile
 from shared.runtime import (
-    LatencyWindow,
     PeriodicLogger,
     RateMeter,
     StartupInterrupted,
@@ -33,36 +33,41 @@ class FakeClock:
 
 
 @pytest.mark.parametrize(
-    ("values", "p", "expected"),
+    ("buckets", "q", "expected"),
     [
-        ([], 50, None),
-        ([5.0], 95, 5.0),
-        ([1.0, 2.0, 3.0, 4.0, 5.0], 50, 3.0),
-        ([5.0, 1.0, 4.0, 2.0, 3.0], 0, 1.0),
-        ([5.0, 1.0, 4.0, 2.0, 3.0], 100, 5.0),
-        ([1.0, 2.0, 3.0, 4.0, 5.0], 95, 4.8),
-        ([10.0, 20.0], 50, 15.0),
+        ([], 0.5, None),
+        ([(0.01, 0.0), (float("inf"), 0.0)], 0.5, None),
+        ([(0.01, 10.0), (0.02, 10.0), (float("inf"), 10.0)], 0.5, 0.005),
+        ([(0.01, 0.0), (0.02, 10.0), (float("inf"), 10.0)], 0.5, 0.015),
+        ([(0.01, 5.0), (0.02, 10.0), (float("inf"), 10.0)], 0.95, 0.019),
+        ([(0.01, 0.0), (0.02, 0.0), (float("inf"), 4.0)], 0.5, 0.02),
     ],
 )
-def test_latency_percentiles(values: list[float], p: float, expected: float | None) -> None:
-    window = LatencyWindow(maxlen=10)
-    for value in values:
-        window.add(value)
-    result = window.percentile(p)
-    if expected is None:
-        assert result is None
-    else:
-        assert result == pytest.approx(expected)
+def test_bucket_quantile_interpolates_as_promql(
+    buckets: list[tuple[float, float]], q: float, expected: float | None
+) -> None:
+    result = bucket_quantile(buckets, q)
+    assert result == (None if expected is None else pytest.approx(expected))
 
 
-def test_latency_window_keeps_the_last_values() -> None:
-    window = LatencyWindow(maxlen=3)
-    for value in (100.0, 1.0, 2.0, 3.0, float("nan")):
-        window.add(value)
-    assert len(window) == 3
-    assert window.percentile(100) == 3.0
-    with pytest.raises(ValueError):
-        window.percentile(101)
+def test_latency_histogram_quantiles_are_those_of_its_buckets_over_the_window() -> None:
+    clock = FakeClock()
+    metrics = ServiceMetrics("t")
+    latency = LatencyHistogram(metrics.histogram("x", "x"), window_s=10.0, clock=clock)
+    assert latency.quantile_ms(0.5) is None
+    for _ in range(10):
+        latency.observe_ms(1.5)  # the 1-2 ms bucket
+    latency.observe_ms(float("nan"))  # not a latency: not counted
+    assert latency.quantile_ms(0.5) == pytest.approx(1.5)
+    text = metrics.exposition().decode()
+    assert 'emojify_t_x_seconds_bucket{le="0.002"} 10.0' in text  # the same buckets
+    assert "emojify_t_x_seconds_count 10.0" in text
+    clock.now += 20.0  # a read now, as a stats line makes every few seconds
+    latency.quantile_ms(0.5)
+    clock.now += 5.0  # the 1.5 ms ones are older than the window's oldest read
+    for _ in range(10):
+        latency.observe_ms(40.0)  # the 35-50 ms bucket
+    assert 35.0 <= (latency.quantile_ms(0.5) or 0.0) <= 50.0
 
 
 def test_stats_counters_from_threads() -> None:
