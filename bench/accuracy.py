@@ -23,7 +23,7 @@ worker's tracker: smoothing and hold) with the raw per-frame argmax. ``--framing
 the model's accuracy on the test faces re-framed (crop side x0.8-1.3,
 centre moved +-10% of the side) for ``--model``. ``--fit`` instead measures, on scenes of
 ``train/`` faces, where each detector's box lies relative to the FER2013 frame, and prints the
-``Framing`` to give the detector's ``@register`` (``services/inference/detectors/``).
+``Framing`` to give the detector's ``@register`` (``stages/detectors/``).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Detection:
 
 def match(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]]) -> dict[int, int]:
     """Greedy one-to-one matching by IoU (highest first, >= MATCH_IOU): truth -> detection."""
-    from services.inference.tracker import match_greedy
+    from stages.tracker import match_greedy
 
     if not len(truth) or not len(found):
         return {}
@@ -144,9 +144,9 @@ def worker_prepare(
     """``prepare(scene, stream_id, seq)``: the scene's JPEG through the worker's
     ``prepare_frame`` (decode, detect, crop) with ``detector_name`` and its fitted framing
     (or ``framing``), as a frame of that stream would arrive."""
-    from services.inference.detectors import build_detector, framing_for
-    from services.inference.pipeline import prepare_frame
     from shared.messages import FrameHeader
+    from stages.detectors import build_detector, framing_for
+    from stages.faces import prepare_frame
 
     detector = build_detector(detector_name)
     chosen = framing or framing_for(detector_name)
@@ -198,10 +198,10 @@ class Followed:
 def follow(detector_name: str, streams: Sequence[Sequence[Any]], classifier: Any) -> Followed:
     """Each of ``streams`` (frames in order) as one stream through the worker's detector,
     classifier and tracker at their default settings; the frames' results, streams in order."""
-    from services.inference.pipeline import label_faces
     from services.inference.settings import WorkerSettings
-    from services.inference.tracker import tracker_for
     from shared.labels import EMOTIONS
+    from stages.faces import label_faces
+    from stages.tracker import tracker_for
 
     settings = WorkerSettings()
     prepare = worker_prepare(detector_name, classifier)
@@ -241,8 +241,8 @@ def shown_vs_raw(scenes: Sequence[Any], followed: Followed) -> dict[str, float]:
 def truth_boxes(scenes: Sequence[Any], classifier: Any) -> list[list[Detection]]:
     """Every face cropped at its truth box (perfect detection and framing) from the decoded
     scene: what the camera alone (lighting, blur, noise, JPEG, resampling) costs."""
-    from services.inference.framing import Framing, model_crop
     from shared.image import decode_jpeg
+    from stages.framing import Framing, model_crop
 
     out = []
     for scene in scenes:
@@ -461,9 +461,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from bench.common import print_table, write_result
-    from services.inference.classifier import load_classifier
-    from services.inference.detectors import framing_for
-    from services.inference.framing import Framing
+    from stages.classifier import load_classifier
+    from stages.detectors import framing_for
+    from stages.framing import Framing
 
     classifier = load_classifier(args.model)
     detectors = [name for name in args.detectors.split(",") if name]

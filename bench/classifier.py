@@ -28,8 +28,8 @@ if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import MODEL, bench_parser, load_frames, print_table, write_result
-from services.inference.classifier import load_classifier
-from services.inference.framing import Framing, model_crop
+from stages.classifier import load_classifier
+from stages.framing import Framing, model_crop
 
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 

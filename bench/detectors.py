@@ -33,8 +33,8 @@ from bench.common import (
     time_calls,
     write_result,
 )
-from services.inference.detectors import build_detector, detector_names
 from shared.image import BoxXYWH, iou_xywh
+from stages.detectors import build_detector, detector_names
 
 MATCH_IOU = 0.3
 

@@ -78,9 +78,9 @@ def fer_only(seconds: float) -> dict[str, Any]:
 def ours(detector_name: str, seconds: float) -> dict[str, Any]:
     """Our detector and classifier, in this process, on the same frames."""
     sys.path.insert(0, str(ROOT))
-    from services.inference.classifier import load_classifier
-    from services.inference.detectors import build_detector, framing_for
-    from services.inference.framing import model_crop
+    from stages.classifier import load_classifier
+    from stages.detectors import build_detector, framing_for
+    from stages.framing import model_crop
 
     classifier = load_classifier(ROOT / "models" / "emotion_model.keras")
     detector = build_detector(detector_name)

@@ -25,8 +25,8 @@ import numpy as np
 
 from bench.accuracy import DEFAULT_DATA, build_scenes, load_faces
 from bench.common import print_table, write_result
-from services.inference.detectors.blazeface import BlazeFaceDetector
 from shared.image import decode_jpeg
+from stages.detectors.blazeface import BlazeFaceDetector
 
 
 def count_looks(detector: BlazeFaceDetector, frames: Sequence[Any]) -> tuple[float, float]:

@@ -35,10 +35,10 @@ from bench.common import (
     print_table,
     write_result,
 )
-from services.inference.classifier import Classifier, load_classifier
-from services.inference.detectors import build_detector, framing_for
-from services.inference.framing import model_crop
 from shared.image import decode_jpeg, encode_jpeg
+from stages.classifier import Classifier, load_classifier
+from stages.detectors import build_detector, framing_for
+from stages.framing import model_crop
 
 STAGES = ("decode", "detect", "crop", "classify", "encode")
 

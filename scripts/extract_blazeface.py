@@ -1,4 +1,4 @@
-"""Copy MediaPipe's BlazeFace TFLite models out of the ``mediapipe`` wheel into the worker's assets.
+"""Copy MediaPipe's BlazeFace TFLite models out of the ``mediapipe`` wheel into the stages' assets.
 
 The worker runs these files with TensorFlow's own ``tf.lite.Interpreter``, so ``mediapipe``
 (which requires ``opencv-contrib-python``, clashing with our ``opencv-python``) is never
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-DEFAULT_OUT: Final = ROOT / "services" / "inference" / "assets" / "blazeface"
+DEFAULT_OUT: Final = ROOT / "stages" / "assets" / "blazeface"
 PACKAGE: Final = "mediapipe"
 VERSION: Final = "0.10.21"
 #: Name in our assets folder -> path inside the wheel.

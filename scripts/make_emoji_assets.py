@@ -4,7 +4,7 @@ Needs the Debian package ``fonts-noto-color-emoji`` (a CBDT bitmap font: Pillow 
 at its one strike size, 109, with ``embedded_color=True``) and Pillow. The output PNGs and a
 LICENSE are committed, so the display never needs the font at run time.
 
-    .venv/bin/python scripts/make_emoji_assets.py [--out services/display/assets/emoji]
+    .venv/bin/python scripts/make_emoji_assets.py [--out stages/assets/emoji]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ FONT_PATH: Final = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 DEBIAN_PACKAGE: Final = "fonts-noto-color-emoji"
 DEBIAN_COPYRIGHT: Final = Path("/usr/share/doc/fonts-noto-color-emoji/copyright")
 APACHE_LICENSE: Final = Path("/usr/share/common-licenses/Apache-2.0")
-DEFAULT_OUT: Final = ROOT / "services" / "display" / "assets" / "emoji"
+DEFAULT_OUT: Final = ROOT / "stages" / "assets" / "emoji"
 
 #: The only size the CBDT strike in NotoColorEmoji.ttf has; other sizes raise in Pillow.
 STRIKE_SIZE: Final = 109

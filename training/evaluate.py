@@ -140,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     examples = load_split(args.data, args.split)
     if args.model.suffix == ".tflite":
-        from services.inference.litert import LiteRtClassifier
+        from stages.litert import LiteRtClassifier
 
         classifier = LiteRtClassifier.load(args.model.with_suffix(".keras"))
         version = f"{classifier.version} (.tflite)"

@@ -24,21 +24,21 @@ from typing import IO, Any
 import cv2
 from tqdm import tqdm
 
-from services.display.render import AssetError, Sprites, load_sprites, render_frame
 from services.display.sinks import SinkError, VideoFileSink
-from services.inference.batching import classify_frames
-from services.inference.classifier import load_classifier
-from services.inference.detectors import DetectorError, FaceDetector, detector_for, framing_for
-from services.inference.framing import Framing
-from services.inference.model_base import Classifier
-from services.inference.pipeline import finish_frame, label_faces, prepare_image
-from services.inference.tracker import FaceTracker, tracker_for
 from shared.image import ImageU8
 from shared.labels import EMOTIONS
 from shared.messages import FrameHeader, ResultHeader
 from shared.model_file import ModelFileError
 from shared.runtime import setup_logging
 from shared.settings import EXIT_CANNOT_START, load_settings
+from stages.batching import classify_frames
+from stages.classifier import load_classifier
+from stages.detectors import DetectorError, FaceDetector, detector_for, framing_for
+from stages.faces import finish_frame, label_faces, prepare_image
+from stages.framing import Framing
+from stages.model_base import Classifier
+from stages.render import AssetError, Sprites, load_sprites, render_frame
+from stages.tracker import FaceTracker, tracker_for
 
 from .inputs import FALLBACK_FPS, Frame, InputError, Inputs, open_inputs
 from .settings import AnalyzeSettings

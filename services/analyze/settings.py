@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import CliPositionalArg, SettingsConfigDict
 
-from services.inference.settings import FaceSettings
+from stages.settings import FaceSettings
 
 __all__ = ["AnalyzeSettings"]
 

@@ -12,9 +12,9 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
-from services.display.render import EMOTION_COLORS_BGR
 from shared.image import ImageU8
 from shared.labels import EMOTIONS
+from stages.render import EMOTION_COLORS_BGR
 
 __all__ = ["TimelineRow", "draw_timeline", "timeline_rows", "write_timeline_csv"]
 

@@ -26,11 +26,11 @@ from shared.runtime import PeriodicLogger, install_stop_handlers, setup_logging
 from shared.settings import EXIT_CANNOT_START, load_settings
 from shared.transport import PREVIEW_QUEUE, Socket, TransportError, bind, connect, make_socket
 from shared.wire import WireError, decode
+from stages.render import AssetError, Sprites, load_sprites, render_frame
 
 from .accounting import DisplayMeters
 from .outputs import close_sinks, open_sinks
 from .page_state import PageState, state_route
-from .render import AssetError, Sprites, load_sprites, render_frame
 from .ring import FrameEntry, FrameRing, LiveResults, ResultState, SeqGaps
 from .screen import Screen
 from .settings import DisplaySettings

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 
 from shared.http_server import HttpLimits, Route
 from shared.transport import is_loopback_host
+from stages.render import placeholder_frame
 
 from .page_auth import AuthError, PageAuth, load_page_auth
-from .render import placeholder_frame
 from .settings import DisplaySettings
 from .sinks import (
     PLACEHOLDER_WH,

@@ -19,8 +19,7 @@ from typing import Any, Final
 from shared.http_server import Request, Response, Route, query, reply
 from shared.labels import EMOTIONS
 from shared.messages import Face, FrameHeader, ResultHeader
-
-from .render import EMOTION_COLORS_BGR
+from stages.render import EMOTION_COLORS_BGR
 
 __all__ = ["HISTORY_S", "PageState", "state_route"]
 

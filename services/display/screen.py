@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import Final
 
 from shared.image import ImageU8
+from stages.render import tile_grid, with_banner
 
-from .render import tile_grid, with_banner
 from .sinks import FrameSink
 
 __all__ = ["Screen"]

@@ -19,16 +19,16 @@ from shared.log_throttle import LogThrottle, and_more
 from shared.messages import FrameHeader
 from shared.runtime import PeriodicLogger
 from shared.wire import WireError, decode_as
+from stages.batching import classify_frames
+from stages.detectors import FaceDetector, framing_for
+from stages.faces import PreparedFrame, finish_frame, label_faces, prepare_frame
+from stages.model_base import Classifier
+from stages.tracker import FaceTracker
 
-from .batching import classify_frames
-from .detectors import FaceDetector, framing_for
 from .links import CaptureLink, ResultSender
 from .meters import WorkerMeters
-from .model_base import Classifier
-from .pipeline import PreparedFrame, finish_frame, label_faces, prepare_frame
 from .reload import ModelReloader
 from .settings import WorkerSettings
-from .tracker import FaceTracker
 
 __all__ = ["POLL_MS", "FrameLoop"]
 

@@ -26,16 +26,16 @@ from shared.runtime import (
 )
 from shared.settings import EXIT_CANNOT_START, load_settings
 from shared.transport import TransportError
+from stages.classifier import Classifier, Runtime, choose_runtime, load_classifier
+from stages.detectors import DetectorError, FaceDetector, detector_for
+from stages.detectors.tracking import TrackingDetector
+from stages.tracker import tracker_for
 
-from .classifier import Classifier, Runtime, choose_runtime, load_classifier
-from .detectors import DetectorError, FaceDetector, detector_for
-from .detectors.tracking import TrackingDetector
 from .links import CaptureLink, ResultSender
 from .loop import FrameLoop
 from .meters import WorkerMeters, WorkerStatus
 from .reload import ModelReloader
 from .settings import WorkerSettings, batch_wait_ms
-from .tracker import tracker_for
 
 __all__ = ["main", "run"]
 

@@ -24,8 +24,7 @@ from pathlib import Path
 
 from shared.model_file import ModelPairMismatchError, metadata_path, tflite_path
 from shared.runtime import Stats
-
-from .model_base import Classifier
+from stages.model_base import Classifier
 
 __all__ = ["FileState", "ModelReloader", "file_state", "start_daemon"]
 

@@ -6,42 +6,23 @@ from __future__ import annotations
 import os
 import re
 import socket
-from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.curve import CurveSettings, PublicKeyFile
-from shared.settings import Endpoint, ServiceSettings, each_once, split_list
-
-from .detectors.registry import detector_names
+from shared.settings import Endpoint, each_once, split_list
+from stages.settings import FaceSettings
 
 __all__ = [
-    "DEFAULT_MODEL_PATH",
-    "DetectorName",
-    "FaceSettings",
     "WorkerSettings",
     "default_capture_endpoints",
     "default_worker_id",
 ]
 
-DEFAULT_MODEL_PATH = Path("models/emotion_model.keras")
-
 # Same character set and length as WorkerId in shared.messages, so the default always validates.
 _ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-
-
-def _known_detector(name: str) -> str:
-    names = detector_names()
-    if name not in names:
-        raise ValueError(f"expected one of {list(names)}, found {name!r}")
-    return name
-
-
-#: A registered detector plugin's name (``detectors.registry``; docs/benchmarks.md compares
-#: them).
-DetectorName = Annotated[str, AfterValidator(_known_detector)]
 
 
 def default_worker_id() -> str:
@@ -54,100 +35,6 @@ def default_worker_id() -> str:
 def default_capture_endpoints() -> list[str]:
     """The one capture on this host."""
     return ["tcp://127.0.0.1:5555"]
-
-
-class FaceSettings(ServiceSettings):
-    """How faces are found, cropped, classified and tracked: the worker's settings that
-    ``services.analyze`` shares."""
-
-    model_path: Path = Field(
-        default=DEFAULT_MODEL_PATH,
-        description="Keras model file written by training; its .json metadata lies beside it.",
-    )
-    detector: DetectorName = Field(
-        default="blazeface_tracking",
-        description="Face detector: blazeface_tracking (blazeface on a stream's first frame, "
-        "every full_every frames, on a cut and when a face is lost; in between each face "
-        "looked for around its last place and entering faces by one whole-frame pass), "
-        "blazeface (MediaPipe BlazeFace short range on the whole "
-        "frame and two sizes of overlapping tiles, each candidate confirmed by a second look: "
-        "faces from 60 px in 640x480), "
-        "blazeface_single (the whole frame only: faces over ~120 px, about 2 ms a frame), "
-        "haar (OpenCV cascade), "
-        "blazeface_full (full range, sparse), mtcnn (needs the [mtcnn] extra).",
-    )
-    full_every: int = Field(
-        default=10,
-        ge=1,
-        le=1000,
-        description="blazeface_tracking: frames of a stream between two full detection passes.",
-    )
-    min_face_px: int = Field(
-        default=40, ge=8, le=2048, description="Smallest face side to detect, in frame pixels."
-    )
-    detect_max_width: int = Field(
-        default=640,
-        ge=160,
-        le=8192,
-        description="haar and mtcnn: frames wider than this are scaled down for detection "
-        "(boxes are mapped back to full-frame pixels). BlazeFace reads every frame at its "
-        "network's own 128 px, whatever the width.",
-    )
-    face_margin: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=0.5,
-        description="Grow each face's crop by this fraction of its size per side, on top of "
-        "the framing fitted for the detector (services/inference/framing.py).",
-    )
-    align_roll: bool = Field(
-        default=True,
-        description="Turn each face's crop so that its eye line is level before the model sees "
-        "it (BlazeFace detectors, which find the eyes; the others give no roll).",
-    )
-    tf_threads: int = Field(
-        default=0,
-        ge=0,
-        le=256,
-        description="Threads of the classifier and BlazeFace on LiteRT, and TensorFlow's "
-        "intra-/inter-op pools where it runs (0: every core; TensorFlow decides).",
-    )
-    classifier_runtime: Literal["auto", "litert", "tensorflow"] = Field(
-        default="auto",
-        description="litert: the model's .tflite file on LiteRT (XNNPACK), the fastest on a CPU "
-        "and no TensorFlow in the process; tensorflow: the .keras file as a compiled "
-        "tf.function (for a GPU); auto: tensorflow where an NVIDIA GPU and TensorFlow are "
-        "both present, else litert.",
-    )
-
-    track_iou: float = Field(
-        default=0.3,
-        gt=0.0,
-        le=1.0,
-        description="Least IoU between a face and a track of the previous frame to be the same "
-        "face (greedy, highest IoU first).",
-    )
-    track_max_missed: int = Field(
-        default=5,
-        ge=0,
-        le=100,
-        description="Frames (of its stream, seen by this worker) a track survives without its "
-        "face before it is forgotten.",
-    )
-    smoothing: float = Field(
-        default=0.5,
-        ge=0.0,
-        le=0.95,
-        description="Weight of a track's past in its probabilities (exponential moving "
-        "average, per worker); 0 reports each frame's own probabilities.",
-    )
-    label_hold_frames: int = Field(
-        default=3,
-        ge=1,
-        le=100,
-        description="Frames another emotion must lead a track's smoothed probabilities before "
-        "its reported label changes (1: change at once).",
-    )
 
 
 class WorkerSettings(CurveSettings, FaceSettings):

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from bench import accuracy
-from services.inference.classifier import load_classifier
-from services.inference.framing import Framing
+from stages.classifier import load_classifier
+from stages.framing import Framing
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_the_fitted_framing_is_where_the_faces_are(
 ) -> None:
     """Measured afresh on these PublicTest scenes, the FER2013 frame lies where the fit (on
     train/ scenes) puts it, relative to the default detector's boxes."""
-    from services.inference.detectors import plugin
+    from stages.detectors import plugin
 
     scenes, _, classifier = run
     _, _, boxes = accuracy.run_ours("blazeface", scenes, classifier, Framing())
@@ -97,7 +97,7 @@ def test_levelling_the_eye_line_keeps_the_accuracy_of_tilted_heads(
 ) -> None:
     """Heads tilted by up to 40 degrees: the crops turned level keep the faces' accuracy, the
     crops left tilted lose it."""
-    from services.inference.detectors import framing_for
+    from stages.detectors import framing_for
 
     _, _, classifier = run
     faces, labels = public_test

@@ -144,7 +144,7 @@ def test_bad_setting_exits_2() -> None:
 
 def test_missing_assets_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from services.display import main as display_main
-    from services.display.render import load_sprites
+    from stages.render import load_sprites
 
     monkeypatch.setattr(display_main, "load_sprites", lambda: load_sprites(tmp_path))
     monkeypatch.delenv("DISPLAY", raising=False)

@@ -109,9 +109,11 @@ def test_each_service_restarted_in_turn_and_workers_stopped_the_pipeline_recover
                     f"results after restarting {program}\n{pipeline.log()[-3000:]}"
                 ),
             )
-            # Two workers may answer neighbours out of order, but seq keeps growing.
+            # Two workers may answer neighbours out of order, and a frame of the stream before a
+            # capture restart may be answered after it (seqs start again at 0), but the newest
+            # seq is ahead of the lowest: the stream goes on.
             fresh = [result["seq"] for result in pipeline.results()[before:]][-10:]
-            assert fresh[-1] > fresh[0], f"seqs not increasing after {program}: {fresh}"
+            assert fresh[-1] > min(fresh), f"seqs not increasing after {program}: {fresh}"
 
         # All workers stopped: frames still come, the display says inference is offline.
         assert health(pipeline.http_url)[1]["inference"] == "ok"

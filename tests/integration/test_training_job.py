@@ -143,8 +143,8 @@ def test_new_run_refuses_an_existing_run_folder(tmp_path: Path) -> None:
 
 
 def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
-    from services.inference.litert import LiteRtClassifier
     from shared.keras_layers import load_model
+    from stages.litert import LiteRtClassifier
     from training import train
 
     data = write_fer_folder(tmp_path / "fer")

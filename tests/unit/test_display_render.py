@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.display.render import (
+from shared.labels import EMOTIONS
+from shared.messages import Face
+from stages.render import (
     AssetError,
     grid_shape,
     load_sprites,
@@ -16,8 +18,6 @@ from services.display.render import (
     tile_grid,
     with_banner,
 )
-from shared.labels import EMOTIONS
-from shared.messages import Face
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -8,7 +8,9 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("services", "shared", "training", "bench")
+PACKAGES = ("services", "stages", "shared", "training", "bench")
+#: Who may import whom: processes -> stages -> shared (each layer only the ones after it).
+LAYERS = ("services", "stages", "shared")
 MAX_LINES = 400
 MAX_SLEEPS = 8
 
@@ -122,6 +124,17 @@ def test_no_process_module_is_imported_by_the_house() -> None:
     assert imports == []
 
 
+def test_dependencies_run_one_way_processes_stages_shared() -> None:
+    upward = [
+        (module, target)
+        for layer, allowed in ((LAYERS[i], LAYERS[i:]) for i in range(1, len(LAYERS)))
+        for module, targets in _graph(layer).items()
+        for target in targets
+        if target.split(".")[0] not in allowed
+    ]
+    assert upward == []
+
+
 def test_nothing_outside_tests_imports_tests() -> None:
     imports = [
         (module, target)
@@ -139,7 +152,7 @@ def test_the_cycle_finder_finds_a_circle() -> None:
 def test_no_source_file_over_400_lines_in_services_or_shared() -> None:
     long = {
         str(path.relative_to(REPO)): lines
-        for path in _sources("services", "shared")
+        for path in _sources("services", "stages", "shared")
         if (lines := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}

@@ -6,12 +6,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from services.inference import batching
-from services.inference.batching import classify_frames
-from services.inference.pipeline import PreparedFrame
 from shared.image import SizeHW
 from shared.labels import NUM_EMOTIONS
 from shared.messages import FrameHeader
+from stages import batching
+from stages.batching import classify_frames
+from stages.faces import PreparedFrame
 
 
 class BrightnessClassifier:

@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.inference.classifier import Classifier, load_classifier
-from services.inference.framing import Framing, model_crop
 from shared.labels import EMOTIONS
 from shared.model_file import (
     ModelFileError,
@@ -20,6 +18,8 @@ from shared.model_file import (
     sha256_file,
     tflite_path,
 )
+from stages.classifier import Classifier, load_classifier
+from stages.framing import Framing, model_crop
 from tests.conftest import ASTRONAUT_FACE_XYWH, copy_model
 
 RUNTIMES = ["litert", "tensorflow"]
@@ -49,7 +49,7 @@ def test_a_cpu_machine_runs_litert_and_never_imports_tensorflow(tiny_model_path:
 
     code = (
         "import sys; from pathlib import Path;"
-        "from services.inference.classifier import load_classifier;"
+        "from stages.classifier import load_classifier;"
         f"c = load_classifier(Path({str(tiny_model_path)!r}));"
         "print(c.runtime, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )

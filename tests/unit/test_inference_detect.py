@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from services.inference.detectors import (
+from services.inference.settings import WorkerSettings
+from shared.image import iou_xywh
+from stages.detectors import (
     DetectedFace,
     DetectorConfig,
     DetectorError,
@@ -25,9 +27,7 @@ from services.inference.detectors import (
     registry,
     square_box_xywh,
 )
-from services.inference.framing import Framing
-from services.inference.settings import WorkerSettings
-from shared.image import iou_xywh
+from stages.framing import Framing
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
 pytestmark = pytest.mark.timeout(30)

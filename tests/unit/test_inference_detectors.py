@@ -15,17 +15,17 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.detectors import DetectorError, FaceDetector, build_detector
-from services.inference.detectors.blazeface import BlazeFaceDetector
-from services.inference.detectors.letterbox import (
+from shared.image import BoxXYWH, iou_xywh
+from shared.recording import load_recording
+from stages.detectors import DetectorError, FaceDetector, build_detector
+from stages.detectors.blazeface import BlazeFaceDetector
+from stages.detectors.letterbox import (
     Letterbox,
     letterbox_rgb,
     tile_regions,
     to_frame_xyxy,
 )
-from services.inference.detectors.second_look import CANDIDATE_SCORE
-from shared.image import BoxXYWH, iou_xywh
-from shared.recording import load_recording
+from stages.detectors.second_look import CANDIDATE_SCORE
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
 pytestmark = pytest.mark.timeout(120)
@@ -122,7 +122,7 @@ def test_blazeface_min_face_px_skips_small_faces(astronaut_bgr: np.ndarray) -> N
 
 
 def test_missing_blazeface_model_is_a_clear_error(tmp_path: Path) -> None:
-    from services.inference.detectors.blazeface import BlazeFaceDetector
+    from stages.detectors.blazeface import BlazeFaceDetector
 
     with pytest.raises(DetectorError, match=r"BlazeFace model not found: .*nope\.tflite"):
         BlazeFaceDetector(model_path=tmp_path / "nope.tflite")

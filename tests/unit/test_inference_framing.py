@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from services.inference.detectors import framing_for, plugin
-from services.inference.framing import Framing, model_crop, model_frame
 from shared.image import BoxXYWH, ImageError, ImageU8, to_gray
+from stages.detectors import framing_for, plugin
+from stages.framing import Framing, model_crop, model_frame
 
 
 @pytest.fixture

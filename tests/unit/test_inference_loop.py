@@ -14,7 +14,6 @@ import numpy.typing as npt
 import pytest
 import zmq
 
-from services.inference.detectors import DetectedFace
 from services.inference.links import RESULTS_HWM, CaptureLink, ResultSender
 from services.inference.main import run
 from services.inference.settings import WorkerSettings
@@ -23,6 +22,7 @@ from shared.labels import NUM_EMOTIONS
 from shared.messages import FrameHeader, ResultHeader, WorkRequest
 from shared.runtime import Stats
 from shared.wire import decode_as, encode
+from stages.detectors import DetectedFace
 from tests.unit.test_inference_batching import BrightnessClassifier
 
 pytestmark = pytest.mark.timeout(30)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from services.inference.detectors.haar import load_cascade
-from services.inference.detectors.second_look import (
+from stages.detectors.haar import load_cascade
+from stages.detectors.second_look import (
     EPS,
     LOOKS,
     context_square,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.detectors.ssd import (
+from shared.image import iou_matrix_xyxy
+from stages.detectors.ssd import (
     FULL_RANGE,
     SHORT_RANGE,
     AnchorSpec,
@@ -15,7 +16,6 @@ from services.inference.detectors.ssd import (
     sigmoid_scores,
     weighted_nms_xyxy,
 )
-from shared.image import iou_matrix_xyxy
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.tracker import FaceTracker, match_greedy
 from shared.image import iou_matrix_xywh
 from shared.labels import EMOTIONS
+from stages.tracker import FaceTracker, match_greedy
 
 Box = tuple[int, int, int, int]
 

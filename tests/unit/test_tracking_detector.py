@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.inference.detectors import build_detector
-from services.inference.detectors.tracking import TrackingDetector, is_cut, thumbnail
 from shared.image import iou_xywh
+from stages.detectors import build_detector
+from stages.detectors.tracking import TrackingDetector, is_cut, thumbnail
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
 pytestmark = pytest.mark.timeout(120)

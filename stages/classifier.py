@@ -1,6 +1,6 @@
 """The emotion classifier: what the worker needs of one (``Classifier``), the TensorFlow one
 (``KerasClassifier``: the ``.keras`` file as a compiled function, for GPUs), and the choice
-between it and LiteRT (``services.inference.litert``), which a CPU worker uses without ever
+between it and LiteRT (``stages.litert``), which a CPU worker uses without ever
 importing TensorFlow."""
 
 from __future__ import annotations

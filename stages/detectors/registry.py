@@ -2,7 +2,7 @@
 
 A plugin is a name, a pydantic config (the settings it reads, with their defaults), a builder
 from that config, and its fitted ``Framing`` (where the model's crop lies relative to its box,
-``services.inference.framing``). Every module of this package is imported the first time a
+``stages.framing``). Every module of this package is imported the first time a
 name is asked for, so a new detector is one module with a ``@register`` on its builder.
 
 ``detector_for(settings)`` builds the one the settings name, from the settings' fields its

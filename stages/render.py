@@ -52,7 +52,7 @@ class AssetError(RuntimeError):
 
 def default_asset_dir() -> Path:
     """The emoji folder shipped inside this package."""
-    return Path(str(resources.files(__package__ or "services.display") / "assets" / "emoji"))
+    return Path(str(resources.files(__package__ or "stages") / "assets" / "emoji"))
 
 
 def load_sprites(folder: Path | None = None) -> dict[str, ImageU8]:

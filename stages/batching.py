@@ -9,8 +9,8 @@ import numpy as np
 
 from shared.labels import NUM_EMOTIONS
 
+from .faces import PreparedFrame
 from .model_base import Classifier, Probabilities
-from .pipeline import PreparedFrame
 
 __all__ = ["classify_frames"]
 
