@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import shutil
 import ssl
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.loopback import free_loopback_port
-from tests.integration.display_harness import REPO, http_get, running_display
+from tests.integration.display_harness import REPO, http_get, running_display, self_signed_cert
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -185,24 +184,8 @@ def test_an_old_pbkdf2_hash_still_signs_in_and_is_rehashed_to_argon2id(tmp_path:
         assert status == 303
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-    return cert, key
-
-
 def test_the_page_over_https(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     with running_display(
         tmp_path,
         "--sinks", "http", "--http-tls-cert-file", str(cert), "--http-tls-key-file", str(key),
@@ -222,7 +205,7 @@ def test_the_page_over_https(tmp_path: Path) -> None:
 
 
 def test_the_session_cookie_is_secure_over_https(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_cert(tmp_path)
     token_file = tmp_path / "page.token"
     token_file.write_text(TOKEN + "\n")
     with running_display(

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import http.client
 import resource
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.integration.display_harness import running_display
+from tests.integration.display_harness import running_display, self_signed_cert
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -55,18 +53,7 @@ def _request(
 
 
 def _tls_args(tmp_path: Path) -> list[str]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
+    cert, key = self_signed_cert(tmp_path)
     return ["--http-tls-cert-file", str(cert), "--http-tls-key-file", str(key)]
 
 
