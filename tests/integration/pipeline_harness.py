@@ -89,6 +89,15 @@ def metrics(url: str) -> dict[str, float]:
     return scrape(url)
 
 
+def metrics_when_up(url: str) -> dict[str, float]:
+    """``metrics``, or {} while the service does not listen yet: supervisord says a program
+    runs once its process has lived a second, which on a busy machine is before its page."""
+    try:
+        return scrape(url)
+    except OSError:
+        return {}
+
+
 def wait_all_results_in(pipeline: Pipeline, timeout_s: float = 30.0) -> None:
     """Wait until nothing is in flight at capture and the display has received every result
     the workers sent (duplicates included): after that no result can still arrive."""

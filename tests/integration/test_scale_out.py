@@ -28,6 +28,7 @@ from tests.integration.pipeline_harness import (
     REPO,
     health,
     metrics,
+    metrics_when_up,
     running_pipeline,
     wait_all_results_in,
 )
@@ -74,7 +75,7 @@ def test_two_cameras_share_the_workers_and_the_display_shows_both(tmp_path: Path
             pipeline.wait_running("capture", "display", "worker-0", timeout_s=START_S)
             # While both run, the display shows them side by side.
             wait_for(
-                lambda: metrics(pipeline.http_url).get("streams", 0) == 2,
+                lambda: metrics_when_up(pipeline.http_url).get("streams", 0) == 2,
                 120,
                 lambda: f"both streams on the display\n{pipeline.log()[-3000:]}",
             )
@@ -142,7 +143,11 @@ def test_a_display_that_reads_slowly_costs_capture_no_memory_and_loses_no_frame_
         EMOJIFY_DISPLAY_SINKS="http",
     ) as pipeline:
         pipeline.wait_running("capture", "display", "worker-0", timeout_s=START_S)
-        wait_for(lambda: metrics(pipeline.http_url).get("results_total", 0) > 30, 120, "30 results")
+        wait_for(
+            lambda: metrics_when_up(pipeline.http_url).get("results_total", 0) > 30,
+            120,
+            "30 results",
+        )
         pids = pipeline.child_pids()
         capture_pid, display_pid = pids["capture"], pids["display"]
         # Warmed up: the baseline is taken after 30 more results.
