@@ -22,7 +22,7 @@ keys="${EMOJIFY_KEYS_DIR:-$home/keys}"
 
 need_file() {  # need_file PATH WHAT: stop with a hint when a key file is missing
     [ -r "$1" ] && return 0
-    echo "run_pipeline.sh $layout: $2 $1 is missing; see README 'Split layout' (python -m services.keys generate; a key folder of the old layout, NAME.key.pub: python -m services.keys migrate $keys)" >&2
+    echo "run_pipeline.sh $layout: $2 $1 is missing; see README 'Split layout' (python -m commands.keys generate; a key folder of the old layout, NAME.key.pub: python -m commands.keys migrate $keys)" >&2
     exit 2
 }
 

@@ -170,7 +170,7 @@ class CurveSettings(ServiceSettings):
 
     curve_secret_key: SecretKeyFile | None = Field(
         default=None,
-        description="This service's secret key file NAME.key_secret (python -m services.keys "
+        description="This service's secret key file NAME.key_secret (python -m commands.keys "
         "generate). Set: every socket uses CurveZMQ. Unset: plain text, loopback only.",
     )
     allow_insecure_network: bool = Field(

@@ -40,7 +40,7 @@ PUBLIC_SUFFIX: Final = ".key"
 SECRET_SUFFIX: Final = ".key_secret"
 #: The public key's name before the project took pyzmq's (its ``NAME.key`` was the secret).
 OLD_PUBLIC_SUFFIX: Final = ".key.pub"
-MIGRATE_HINT: Final = "python -m services.keys migrate DIR moves an old key folder to pyzmq's names"
+MIGRATE_HINT: Final = "python -m commands.keys migrate DIR moves an old key folder to pyzmq's names"
 NAME_PATTERN: Final = r"^[A-Za-z0-9_.-]{1,64}$"
 #: A z85-encoded CURVE key is 40 characters.
 Z85_KEY_LEN: Final = 40
@@ -69,7 +69,7 @@ def _read_certificate(path: Path) -> tuple[bytes, bytes | None]:
         raise CurveError(f"cannot read CURVE key file {path}: {error}") from error
     if len(public) != Z85_KEY_LEN or (secret is not None and len(secret) != Z85_KEY_LEN):
         raise CurveError(
-            f"{path}: expected {Z85_KEY_LEN}-character z85 keys (python -m services.keys)"
+            f"{path}: expected {Z85_KEY_LEN}-character z85 keys (python -m commands.keys)"
         )
     return public, secret
 
@@ -87,7 +87,7 @@ def load_keypair(path: Path) -> KeyPair:
     if secret is None:
         raise CurveError(
             f"{path} holds only a public key; expected the secret key file NAME{SECRET_SUFFIX} "
-            f"written by `python -m services.keys generate` ({MIGRATE_HINT})"
+            f"written by `python -m commands.keys generate` ({MIGRATE_HINT})"
         )
     if path.name.endswith(PUBLIC_SUFFIX):
         raise CurveError(

@@ -1,5 +1,5 @@
 """How faces are found, cropped, classified and tracked: the settings of the stages, which the
-worker's settings and ``services.analyze``'s take in."""
+worker's settings and ``commands.analyze``'s take in."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ DetectorName = Annotated[str, AfterValidator(_known_detector)]
 
 class FaceSettings(ServiceSettings):
     """How faces are found, cropped, classified and tracked: the worker's settings that
-    ``services.analyze`` shares."""
+    ``commands.analyze`` shares."""
 
     model_path: Path = Field(
         default=DEFAULT_MODEL_PATH,

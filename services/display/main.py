@@ -12,6 +12,7 @@ from typing import Any, Final
 import zmq
 
 from shared.curve import CurveError, client_keys, secure_servers
+from shared.file_sinks import FrameSink, JsonLinesSink, SinkError
 from shared.http_status import (
     Health,
     LoopWatch,
@@ -34,7 +35,6 @@ from .page_state import PageState, state_route
 from .ring import FrameEntry, FrameRing, LiveResults, ResultState, SeqGaps
 from .screen import Screen
 from .settings import DisplaySettings
-from .sinks import FrameSink, JsonLinesSink, SinkError
 
 __all__ = ["main", "run"]
 

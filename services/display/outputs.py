@@ -8,21 +8,14 @@ import ssl
 import threading
 from collections.abc import Mapping, Sequence
 
+from shared.file_sinks import FrameSink, JsonLinesSink, SinkError, VideoFileSink
 from shared.http_server import HttpLimits, Route
 from shared.transport import is_loopback_host
 from stages.render import placeholder_frame
 
 from .page_auth import AuthError, PageAuth, load_page_auth
 from .settings import DisplaySettings
-from .sinks import (
-    PLACEHOLDER_WH,
-    FrameSink,
-    HttpSink,
-    JsonLinesSink,
-    SinkError,
-    VideoFileSink,
-    WindowSink,
-)
+from .sinks import PLACEHOLDER_WH, HttpSink, WindowSink
 
 __all__ = ["close_sinks", "open_sinks"]
 

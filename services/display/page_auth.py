@@ -13,7 +13,7 @@ milliseconds on purpose); one more is answered 429 at once. The failure table is
 (FAILURES_KEPT addresses, least recent forgotten) and forgets an address FORGET_S after its
 last failure; the session table is bounded the same way.
 
-Passwords are stored as argon2id hashes (``python -m services.keys http-user``, argon2-cffi's
+Passwords are stored as argon2id hashes (``python -m commands.keys http-user``, argon2-cffi's
 defaults). Hashes of older releases (``pbkdf2_sha256$...``) are still accepted and replaced by
 argon2id in the users file at the user's next sign-in.
 """
@@ -37,8 +37,7 @@ from urllib.parse import parse_qs
 import anyio.to_thread
 
 from shared.http_server import Request, Response, Route, reply
-
-from .passwords import (
+from shared.passwords import (
     UsersFileError,
     hash_password,
     needs_rehash,

@@ -7,10 +7,9 @@ import logging
 from collections.abc import Sequence
 from typing import Final
 
+from shared.file_sinks import FrameSink
 from shared.image import ImageU8
 from stages.render import tile_grid, with_banner
-
-from .sinks import FrameSink
 
 __all__ = ["Screen"]
 

@@ -78,7 +78,7 @@ class DisplaySettings(CurveServerSettings):
     )
     http_users_file: Path | None = Field(
         default=None,
-        description="File of 'user:$argon2id$...' lines (python -m services.keys "
+        description="File of 'user:$argon2id$...' lines (python -m commands.keys "
         "http-user) for the page's login form; older PBKDF2 lines are rehashed at sign-in.",
     )
     http_tls_cert_file: Path | None = Field(

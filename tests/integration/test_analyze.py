@@ -1,4 +1,4 @@
-"""``python -m services.analyze`` as users run it: a video, a folder of photos, bad paths."""
+"""``python -m commands.analyze`` as users run it: a video, a folder of photos, bad paths."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.analyze", *args],
+        [sys.executable, "-m", "commands.analyze", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -137,7 +137,7 @@ def test_a_video_that_is_not_one_is_refused(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_analyze_labels_a_recorded_folder_as_the_live_pipeline_does(tmp_path: Path) -> None:
     """Same code, same framing: the recording's frames through the pipeline (tracker set to pass
-    probabilities through) and through services.analyze give the same faces and labels."""
+    probabilities through) and through commands.analyze give the same faces and labels."""
     total = len(load_recording(RECORDING).frames)
     with running_pipeline(
         tmp_path,

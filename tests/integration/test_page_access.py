@@ -122,7 +122,7 @@ def test_every_route_but_healthz_needs_the_token_and_wrong_ones_are_slowed(
 def test_users_with_hashed_passwords_sign_in(tmp_path: Path) -> None:
     users = tmp_path / "page.users"
     made = subprocess.run(
-        [sys.executable, "-m", "services.keys", "http-user", str(users), "ada"],
+        [sys.executable, "-m", "commands.keys", "http-user", str(users), "ada"],
         cwd=REPO,
         input="correct horse battery\n",
         capture_output=True,
@@ -146,7 +146,7 @@ def test_users_with_hashed_passwords_sign_in(tmp_path: Path) -> None:
 def test_a_password_under_12_characters_is_refused(tmp_path: Path) -> None:
     users = tmp_path / "page.users"
     made = subprocess.run(
-        [sys.executable, "-m", "services.keys", "http-user", str(users), "ada"],
+        [sys.executable, "-m", "commands.keys", "http-user", str(users), "ada"],
         cwd=REPO,
         input="eleven-char\n",
         capture_output=True,

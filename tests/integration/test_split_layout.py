@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.keys import main as keys_main
+from commands.keys import main as keys_main
 from tests.integration.display_harness import free_port
 from tests.integration.pipeline_harness import MODEL, RECORDING, open_supervisord_log
 from tests.waiting import wait_for

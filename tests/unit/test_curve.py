@@ -15,10 +15,10 @@ import pytest
 import zmq
 from pydantic import ValidationError
 
+from commands.keys import main as keys_main
 from services.capture.settings import CaptureSettings
 from services.display.settings import DisplaySettings
 from services.inference.settings import WorkerSettings
-from services.keys import main as keys_main
 from shared.curve import ClientKeys, check_network_security, curve_server, start_authenticator
 from shared.key_files import (
     CurveError,
@@ -190,9 +190,9 @@ def test_migrate_moves_an_old_key_folder_to_pyzmqs_names_in_place(
     clients.mkdir()
     shutil.copy(keys / "display.key.pub", clients / "display.key.pub")
     # Before: the services refuse the old layout and say how to move it.
-    with pytest.raises(CurveError, match=r"services\.keys migrate"):
+    with pytest.raises(CurveError, match=r"commands\.keys migrate"):
         load_keypair(keys / "capture.key")
-    with pytest.raises(CurveError, match=r"services\.keys migrate"):
+    with pytest.raises(CurveError, match=r"commands\.keys migrate"):
         load_allowed_keys(clients)
 
     assert keys_main(["migrate", str(keys)]) == 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from services.display.mjpeg import FrameBoard
-from services.display.sinks import JsonLinesSink, VideoFileSink
+from shared.file_sinks import JsonLinesSink, VideoFileSink
 from shared.messages import Face, ResultHeader
 
 pytestmark = pytest.mark.timeout(20)

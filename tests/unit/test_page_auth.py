@@ -19,7 +19,7 @@ from services.display.page_auth import (
     PageAuth,
     load_page_auth,
 )
-from services.display.passwords import (
+from shared.passwords import (
     hash_password,
     needs_rehash,
     read_users,

@@ -1,4 +1,4 @@
-"""Settings of ``services.analyze`` (prefix EMOJIFY_ANALYZE_): what to read, where to write,
+"""Settings of ``commands.analyze`` (prefix EMOJIFY_ANALYZE_): what to read, where to write,
 and the worker's own detector, model and tracking settings."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class AnalyzeSettings(FaceSettings):
     """An image, a folder of images or a video, analysed with the worker's settings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EMOJIFY_ANALYZE_", cli_prog_name="services.analyze"
+        env_prefix="EMOJIFY_ANALYZE_", cli_prog_name="commands.analyze"
     )
 
     path: CliPositionalArg[Path] = Field(

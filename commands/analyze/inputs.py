@@ -1,4 +1,4 @@
-"""What ``services.analyze`` reads: one image, a folder of images, or a video file, frame by
+"""What ``commands.analyze`` reads: one image, a folder of images, or a video file, frame by
 frame, with a clear error for a path that is none of these."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m services.keys``: CurveZMQ key pairs for the services (``generate``) in pyzmq's
+"""``python -m commands.keys``: CurveZMQ key pairs for the services (``generate``) in pyzmq's
 format, the move of an old key folder to it (``migrate``), and the live page's credentials
 (``http-token``, ``http-user``)."""
 
@@ -21,16 +21,15 @@ from shared.key_files import (
     load_keypair,
     migrate_key_folder,
 )
+from shared.passwords import MIN_PASSWORD_CHARS, hash_password
 from shared.settings import EXIT_CANNOT_START
-
-from .display.passwords import MIN_PASSWORD_CHARS, hash_password
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m services.keys",
+        prog="python -m commands.keys",
         description="Make CurveZMQ key pairs in pyzmq's format: NAME.key_secret (secret, mode "
         "0600; stays on its host) and NAME.key (public; copy it to the peers).",
     )
@@ -124,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             public = load_keypair(secret_path).public.decode()
             print(f"{name}: secret {secret_path} (keep it here), public {public_path} ({public})")
     except (CurveError, OSError) as error:
-        print(f"services.keys: {error}", file=sys.stderr)
+        print(f"commands.keys: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
     print(
         f"Copy each *{PUBLIC_SUFFIX} (public) to the hosts that need it, never a "

@@ -25,7 +25,7 @@ __all__ = [
     "write_users",
 ]
 
-#: The shortest password ``python -m services.keys http-user`` accepts.
+#: The shortest password ``python -m commands.keys http-user`` accepts.
 MIN_PASSWORD_CHARS: Final = 12
 #: Hashes of earlier releases: PBKDF2-SHA256, accepted and replaced at the next sign-in.
 PBKDF2_PREFIX: Final = "pbkdf2_sha256$"
@@ -94,7 +94,7 @@ def read_users(path: Path) -> dict[str, str]:
         if not sep or not user or not stored.startswith((ARGON2_PREFIX, PBKDF2_PREFIX)):
             raise UsersFileError(
                 f"http_users_file {path}:{number}: expected 'user:$argon2id$...' "
-                "(python -m services.keys http-user)"
+                "(python -m commands.keys http-user)"
             )
         users[user] = stored
     if not users:

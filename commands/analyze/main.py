@@ -1,4 +1,4 @@
-"""``python -m services.analyze PATH [--out DIR]``: one image, a folder of images or a video
+"""``python -m commands.analyze PATH [--out DIR]``: one image, a folder of images or a video
 through the worker's own detect -> crop -> classify code, in this process (no sockets).
 
 Writes to DIR (default ``var/analyze/<name>/``): ``results.jsonl`` (the display's jsonl schema,
@@ -24,7 +24,7 @@ from typing import IO, Any
 import cv2
 from tqdm import tqdm
 
-from services.display.sinks import SinkError, VideoFileSink
+from shared.file_sinks import SinkError, VideoFileSink
 from shared.image import ImageU8
 from shared.labels import EMOTIONS
 from shared.messages import FrameHeader, ResultHeader
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = analyze(settings)
     except (InputError, ModelFileError, DetectorError, AssetError, SinkError) as error:
-        print(f"services.analyze: {error}", file=sys.stderr)
+        print(f"commands.analyze: {error}", file=sys.stderr)
         return EXIT_CANNOT_START
     except Exception:
         log.exception("analysis failed")

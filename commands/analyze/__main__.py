@@ -1,0 +1,5 @@
+"""Entry point: ``python -m commands.analyze PATH``."""
+
+from .main import main
+
+raise SystemExit(main())
