@@ -4,13 +4,15 @@ format, the move of an old key folder to it (``migrate``), and the live page's c
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import re
 import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import CliPositionalArg, CliSubCommand, SettingsConfigDict, get_subcommand
 
 from shared.key_files import (
     NAME_PATTERN,
@@ -22,46 +24,59 @@ from shared.key_files import (
     migrate_key_folder,
 )
 from shared.passwords import MIN_PASSWORD_CHARS, hash_password
-from shared.settings import EXIT_CANNOT_START
+from shared.settings import EXIT_CANNOT_START, CommandSettings, Subcommand, load_settings
 
 __all__ = ["main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m commands.keys",
-        description="Make CurveZMQ key pairs in pyzmq's format: NAME.key_secret (secret, mode "
-        "0600; stays on its host) and NAME.key (public; copy it to the peers).",
+class Generate(Subcommand):
+    """Write a key pair per --name."""
+
+    dir: Path = Field(description="Folder for the key files.")
+    name: list[str] = Field(
+        description="Service name, e.g. capture, display, worker (repeat or comma-separate)."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    generate = commands.add_parser("generate", help="write a key pair per --name")
-    generate.add_argument("--dir", type=Path, required=True, help="folder for the key files")
-    generate.add_argument(
-        "--name",
-        action="append",
-        required=True,
-        help="service name, e.g. capture, display, worker (repeat or comma-separate)",
+    force: bool = Field(default=False, description="Replace existing key files.")
+
+
+class Migrate(Subcommand):
+    """Rename an old key folder (NAME.key secret, NAME.key.pub public) and its subfolders to
+    pyzmq's names (NAME.key_secret, NAME.key), in place."""
+
+    dir: CliPositionalArg[list[Path]] = Field(description="Key folder(s).")
+
+
+class HttpToken(Subcommand):
+    """Write a random access token for the page (mode 0600)."""
+
+    file: CliPositionalArg[Path] = Field(
+        description="Token file (the display's --http-token-file)."
     )
-    generate.add_argument("--force", action="store_true", help="replace existing key files")
-    migrate = commands.add_parser(
-        "migrate",
-        help="rename an old key folder (NAME.key secret, NAME.key.pub public) and its "
-        "subfolders to pyzmq's names (NAME.key_secret, NAME.key), in place",
+    force: bool = Field(default=False, description="Replace an existing file.")
+
+
+class HttpUser(Subcommand):
+    """Add or replace a user of the page; the password is read from the terminal (or one line
+    of standard input) and stored hashed."""
+
+    file: CliPositionalArg[Path] = Field(
+        description="Users file (the display's --http-users-file)."
     )
-    migrate.add_argument("dir", type=Path, nargs="+", help="key folder(s)")
-    token = commands.add_parser(
-        "http-token", help="write a random access token for the page (mode 0600)"
+    user: CliPositionalArg[str] = Field(description="User name (letters, digits, '_', '.', '-').")
+
+
+class KeysSettings(CommandSettings):
+    """Make CurveZMQ key pairs in pyzmq's format: NAME.key_secret (secret, mode 0600; stays on
+    its host) and NAME.key (public; copy it to the peers); and the page's credentials."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOJIFY_KEYS_", cli_prog_name="python -m commands.keys"
     )
-    token.add_argument("file", type=Path, help="token file (the display's --http-token-file)")
-    token.add_argument("--force", action="store_true", help="replace an existing file")
-    user = commands.add_parser(
-        "http-user",
-        help="add or replace a user of the page; the password is read from the terminal (or "
-        "one line of standard input) and stored hashed",
-    )
-    user.add_argument("file", type=Path, help="users file (the display's --http-users-file)")
-    user.add_argument("user", help="user name (letters, digits, '_', '.', '-')")
-    return parser
+
+    generate: CliSubCommand[Generate] = Field(description=Generate.__doc__)
+    migrate: CliSubCommand[Migrate] = Field(description=Migrate.__doc__)
+    http_token: CliSubCommand[HttpToken] = Field(description=HttpToken.__doc__)
+    http_user: CliSubCommand[HttpUser] = Field(description=HttpUser.__doc__)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -105,21 +120,29 @@ def _names(values: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate the key pairs asked for; exit 2 on a bad name or an existing file."""
-    args = _parser().parse_args(argv)
+    command = get_subcommand(load_settings(KeysSettings, argv), is_required=False)
+    if command is None:
+        print(
+            "commands.keys: name a command: generate, migrate, http-token or http-user "
+            "(--help says more)",
+            file=sys.stderr,
+        )
+        return EXIT_CANNOT_START
     try:
-        if args.command == "http-token":
-            _http_token(args.file, args.force)
+        if isinstance(command, HttpToken):
+            _http_token(command.file, command.force)
             return 0
-        if args.command == "http-user":
-            _http_user(args.file, args.user)
+        if isinstance(command, HttpUser):
+            _http_user(command.file, command.user)
             return 0
-        if args.command == "migrate":
-            for folder in args.dir:
+        if isinstance(command, Migrate):
+            for folder in command.dir:
                 moved = migrate_key_folder(folder)
                 print("\n".join(moved) if moved else f"{folder}: already in pyzmq's format")
             return 0
-        for name in _names(args.name):
-            secret_path, public_path = generate_keypair(args.dir, name, overwrite=args.force)
+        assert isinstance(command, Generate)
+        for name in _names(command.name):
+            secret_path, public_path = generate_keypair(command.dir, name, overwrite=command.force)
             public = load_keypair(secret_path).public.decode()
             print(f"{name}: secret {secret_path} (keep it here), public {public_path} ({public})")
     except (CurveError, OSError) as error:

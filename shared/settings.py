@@ -1,19 +1,24 @@
-"""Settings base for every service: command line > environment > defaults, validated at start."""
+"""Settings bases for every service and command: command line > environment > defaults,
+validated at start. Every option of the project (services, commands, training, benches) is one
+pydantic field with its description, read by ``load_settings``."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TextIO, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 __all__ = [
     "EXIT_CANNOT_START",
+    "CommandSettings",
     "Endpoint",
     "ServiceSettings",
+    "Subcommand",
     "each_once",
     "load_settings",
     "split_list",
@@ -56,8 +61,10 @@ def each_once(items: list[str]) -> list[str]:
     return items
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service has; subclasses add theirs and set ``env_prefix``."""
+class CommandSettings(BaseSettings):
+    """Options of a command (training, a bench, keys): one field each, from the command line
+    (``--kebab-case``), the environment (``env_prefix`` + the name) or the default. Subclasses
+    set ``env_prefix`` and ``cli_prog_name``."""
 
     model_config = SettingsConfigDict(
         env_prefix="EMOJIFY_",
@@ -72,6 +79,32 @@ class ServiceSettings(BaseSettings):
         validate_default=True,
         case_sensitive=False,
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _clean_doc(cls)
+
+
+class Subcommand(BaseModel):
+    """The options of one subcommand of a command (``CliSubCommand[...]`` on its settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _clean_doc(cls)
+
+
+def _clean_doc(cls: type) -> None:
+    """The class's docstring without its indentation: ``--help`` prints it as it is."""
+    if cls.__doc__:
+        cls.__doc__ = inspect.cleandoc(cls.__doc__)
+
+
+class ServiceSettings(CommandSettings):
+    """Settings every service has; subclasses add theirs and set ``env_prefix``."""
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging threshold."
@@ -94,14 +127,14 @@ class ServiceSettings(BaseSettings):
     )
 
 
-S = TypeVar("S", bound=ServiceSettings)
+S = TypeVar("S", bound=CommandSettings)
 
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _describe(cls: type[ServiceSettings], error: ValidationError) -> str:
+def _describe(cls: type[CommandSettings], error: ValidationError) -> str:
     prefix = str(cls.model_config.get("env_prefix", ""))
     lines = []
     for item in error.errors(include_url=False):
@@ -120,7 +153,7 @@ def _describe(cls: type[ServiceSettings], error: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def _default_prog(cls: type[ServiceSettings]) -> str:
+def _default_prog(cls: type[CommandSettings]) -> str:
     module = cls.__module__.removesuffix(".settings").removesuffix(".__main__")
     return cls.__name__ if module == "__main__" else module
 

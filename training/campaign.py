@@ -17,7 +17,6 @@ the run folder continues from there instead of starting again. ``training.train 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -26,13 +25,16 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
+from shared.settings import CommandSettings, load_settings
 from training.augment import Jitter, jitter_faces
 from training.data import Examples, class_weights, load_split
 from training.train import (
@@ -43,7 +45,9 @@ from training.train import (
     compile_model,
     limited,
     one_hot,
+    read_config,
     split_train,
+    write_config,
 )
 
 log = logging.getLogger("training.campaign")
@@ -282,47 +286,79 @@ def prepare(run_dir: Path, carry: Path | None, fresh: CampaignConfig) -> Campaig
         copy_state(carry, run_dir)
     if config_path.is_file():
         extra = json.loads((run_dir / "campaign.json").read_text())
-        train = TrainConfig(**json.loads(config_path.read_text()))
+        train = read_config(run_dir)
         return CampaignConfig(train, extra["teacher"], extra["teacher_weight"], extra["init"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(asdict(fresh.train), indent=2) + "\n")
+    write_config(run_dir, fresh.train)
     extra = {"teacher": fresh.teacher, "teacher_weight": fresh.teacher_weight, "init": fresh.init}
     (run_dir / "campaign.json").write_text(json.dumps(extra, indent=2) + "\n")
     return fresh
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.campaign", description=__doc__)
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/campaign"))
-    parser.add_argument(
-        "--carry",
-        type=Path,
+class CampaignSettings(CommandSettings):
+    """Start or continue a training campaign within a time budget. Every option is also read
+    from EMOJIFY_CAMPAIGN_<OPTION>; the options of a new run are ignored when continuing one."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOJIFY_CAMPAIGN_", cli_prog_name="python -m training.campaign"
+    )
+
+    run_dir: Path = Field(default=Path("runs/campaign"), description="The run's folder.")
+    carry: Path | None = Field(
         default=DEFAULT_CARRY,
-        help="where every stop copies the run's resumable state, and where a missing run "
-        "folder is continued from (--carry '' for neither)",
+        description="Where every stop copies the run's resumable state, and where a missing "
+        "run folder is continued from ('' for neither).",
     )
-    parser.add_argument(
-        "--budget-minutes",
-        type=float,
+    budget_minutes: float = Field(
         default=float("inf"),
-        help="stop at an epoch boundary before this much wall-clock time has passed",
+        ge=0,
+        description="Stop at an epoch boundary before this much wall-clock time has passed.",
     )
-    new = parser.add_argument_group("a new run (ignored when continuing one)")
-    new.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    new.add_argument("--teacher", type=Path, default=Path("models/emotion_model.keras"))
-    new.add_argument(
-        "--init",
+    data: Path = Field(default=DEFAULT_DATA, description="A new run's class-folder root.")
+    teacher: Path = Field(
+        default=Path("models/emotion_model.keras"), description="A new run's teacher."
+    )
+    init: str = Field(
         default="models/emotion_model.keras",
-        help="served model whose first network the student starts from ('' for random)",
+        description="Served model whose first network a new run's student starts from ('' for "
+        "random weights).",
     )
-    new.add_argument("--arch", default="vgg-student")
-    new.add_argument("--epochs", type=int, default=60)
-    new.add_argument("--batch-size", type=int, default=128)
-    new.add_argument("--learning-rate", type=float, default=0.02)
-    new.add_argument("--teacher-weight", type=float, default=0.6)
-    new.add_argument("--seed", type=int, default=2026)
-    new.add_argument("--limit", type=int, default=0, help="examples per split (smoke tests)")
-    return parser.parse_args(argv)
+    arch: str = Field(default="vgg-student", description="A new run's network.")
+    epochs: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(default=0.02, gt=0)
+    teacher_weight: float = Field(
+        default=0.6, ge=0, le=1, description="Weight of the teacher's answers in the target."
+    )
+    seed: int = 2026
+    limit: int = Field(default=0, ge=0, description="Faces per split (0: all; smoke tests).")
+
+    @field_validator("carry", mode="before")
+    @classmethod
+    def _no_carry(cls, value: object) -> object:
+        return None if value in ("", ".") else value
+
+    def new_run(self) -> CampaignConfig:
+        """The config of a run started with these settings."""
+        return CampaignConfig(
+            TrainConfig(
+                data=str(self.data),
+                arch=self.arch,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                weight_decay=5e-4,
+                label_smoothing=0.0,
+                class_weight_power=0.5,
+                holdout=0.1,
+                patience=self.epochs,
+                seed=self.seed,
+                limit=self.limit,
+            ),
+            teacher=str(self.teacher),
+            teacher_weight=self.teacher_weight,
+            init=self.init,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -330,29 +366,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = parse_args(argv)
-    budget = Budget(args.budget_minutes)
-    carry: Path | None = args.carry if str(args.carry) not in ("", ".") else None
-    fresh = CampaignConfig(
-        TrainConfig(
-            data=str(args.data),
-            arch=args.arch,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            weight_decay=5e-4,
-            label_smoothing=0.0,
-            class_weight_power=0.5,
-            holdout=0.1,
-            patience=args.epochs,
-            seed=args.seed,
-            limit=args.limit,
-        ),
-        teacher=str(args.teacher),
-        teacher_weight=args.teacher_weight,
-        init=str(args.init or ""),
-    )
-    config = prepare(args.run_dir, carry, fresh)
+    settings = load_settings(CampaignSettings, argv)
+    budget = Budget(settings.budget_minutes)
+    carry, run_dir = settings.carry, settings.run_dir
+    config = prepare(run_dir, carry, settings.new_run())
     import keras
 
     keras.utils.set_random_seed(config.train.seed)
@@ -361,18 +378,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     val = limited(load_split(data, "test"), config.train.limit, config.train.seed)
     log.info(
         "campaign %s (%s, teacher %s): train %d, val %d",
-        args.run_dir,
+        run_dir,
         config.train.arch,
         config.teacher,
         len(train),
         len(val),
     )
-    teacher = teacher_answers(args.run_dir, Path(config.teacher), train.images)
-    history = fit_campaign(config, args.run_dir, train, val, teacher=teacher, budget=budget)
-    if carry is not None and carry.resolve() != args.run_dir.resolve():
-        copy_state(args.run_dir, carry)
+    teacher = teacher_answers(run_dir, Path(config.teacher), train.images)
+    history = fit_campaign(config, run_dir, train, val, teacher=teacher, budget=budget)
+    if carry is not None and carry.resolve() != run_dir.resolve():
+        copy_state(run_dir, carry)
         log.info("carried the run's state to %s", carry)
-    print(summary(history, config.train.epochs, args.run_dir), flush=True)
+    print(summary(history, config.train.epochs, run_dir), flush=True)
     return 0
 
 

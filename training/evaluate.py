@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from shared.labels import EMOTIONS
+from shared.settings import CommandSettings, load_settings
 from training.data import load_split
 from training.metrics import classification_metrics, confusion_matrix
 
@@ -118,26 +120,31 @@ def plot_history(history_csv: Path, run_dir: Path) -> None:
         plt.close(figure)
 
 
+class EvaluateSettings(CommandSettings):
+    """Evaluate a model file on a FER2013 split and write its report (confusion matrix, per
+    class figures). Every option is also read from EMOJIFY_EVALUATE_<OPTION>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOJIFY_EVALUATE_", cli_prog_name="python -m training.evaluate"
+    )
+
+    model: Path = Field(
+        default=Path("models/emotion_model.keras"),
+        description="A .keras file (run by Keras) or its .tflite (run by LiteRT, as CPU "
+        "workers do).",
+    )
+    data: Path = Field(description="Class-folder root or fer2013.csv.")
+    split: Literal["train", "test", "private"] = "test"
+    report_dir: Path | None = Field(
+        default=None, description="Where the report goes (default: runs/eval-<model>-<split>)."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__)
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=Path("models/emotion_model.keras"),
-        help="a .keras file (run by Keras) or its .tflite (run by LiteRT, as CPU workers do)",
-    )
-    parser.add_argument("--data", type=Path, required=True, help="class-folder root or fer2013.csv")
-    parser.add_argument("--split", choices=("train", "test", "private"), default="test")
-    parser.add_argument(
-        "--report-dir",
-        type=Path,
-        default=None,
-        help="write the report here (default: runs/eval-<model>-<split>)",
-    )
-    args = parser.parse_args(argv)
+    args = load_settings(EvaluateSettings, argv)
     examples = load_split(args.data, args.split)
     if args.model.suffix == ".tflite":
         from stages.litert import LiteRtClassifier

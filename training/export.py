@@ -10,16 +10,19 @@ as float16 weights on XNNPACK at a quarter of float32's file, for 0.2 points of 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from shared.model_file import ModelMetadata, TfliteWeights, read_metadata, write_tflite
+from shared.settings import CommandSettings, load_settings
 
 log = logging.getLogger("training.export")
 
@@ -60,14 +63,23 @@ def export_tflite(model_path: Path, weights: TfliteWeights = DEFAULT_WEIGHTS) ->
     return write_tflite(model_path, content, metadata, weights)
 
 
+class ExportSettings(CommandSettings):
+    """Write a model file's .tflite (what CPU workers run) and its metadata. Every option is
+    also read from EMOJIFY_EXPORT_<OPTION>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOJIFY_EXPORT_", cli_prog_name="python -m training.export"
+    )
+
+    model: Path = Field(default=Path("models/emotion_model.keras"), description="Model file.")
+    weights: TfliteWeights = Field(default=DEFAULT_WEIGHTS, description="Weight storage.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
-    parser.add_argument("--model", type=Path, default=Path("models/emotion_model.keras"))
-    parser.add_argument("--weights", choices=get_args(TfliteWeights), default=DEFAULT_WEIGHTS)
-    args = parser.parse_args(argv)
+    args = load_settings(ExportSettings, argv)
     metadata = export_tflite(args.model, args.weights)
     log.info(
         "wrote %s (%s weights, sha256 %s…) for %s",

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
 
 from shared.labels import EMOTIONS
 from shared.model_file import (
@@ -25,6 +25,7 @@ from shared.model_file import (
     utc_now_iso,
     write_model_files,
 )
+from shared.settings import CommandSettings, load_settings
 from training.data import Examples, class_weights, load_split, stratified_holdout
 
 log = logging.getLogger("training.train")
@@ -36,143 +37,102 @@ TAUS = tuple(round(0.1 * step, 2) for step in range(0, 16))
 MIN_DISGUST_RECALL = 0.55
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(BaseModel):
     """Everything that defines a run; saved in the run folder so ``--resume`` rebuilds it."""
 
-    data: str
-    arch: str
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
-    label_smoothing: float
-    class_weight_power: float
-    holdout: float
-    patience: int
-    seed: int
-    limit: int
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: str = Field(
+        default=str(DEFAULT_DATA), description="Class-folder root (with train/ and test/)."
+    )
+    arch: str = Field(
+        default="vgg", description="Network: vgg, vgg-erasing, vgg-small or seed (baseline)."
+    )
+    epochs: int = Field(default=40, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    learning_rate: float = Field(
+        default=0.05, gt=0, description="Peak of the warm-up + cosine schedule (SGD, Nesterov)."
+    )
+    weight_decay: float = Field(default=5e-4, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    class_weight_power: float = Field(
+        default=0.5, ge=0, description="0 = no class weighting, 1 = inverse frequency."
+    )
+    holdout: float = Field(
+        default=0.1, ge=0, lt=1, description="Share of train/ held out to tune the prior."
+    )
+    patience: int = Field(default=12, ge=1, description="Early-stopping patience (epochs).")
+    seed: int = 1337
+    limit: int = Field(
+        default=0, ge=0, description="At most this many faces per split (0: all; smoke tests)."
+    )
     # Separate from ``seed`` so that runs with other seeds hold out the same images, and an
     # ensemble of them can be tuned on a slice none of its members trained on.
     holdout_seed: int = 1337
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="class-folder root (with train/ and test/) or fer2013.csv",
+class TrainSettings(CommandSettings, TrainConfig):
+    """Train the emotion CNN on FER2013 and write the model file workers load. Every option
+    is also read from EMOJIFY_TRAIN_<OPTION>."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EMOJIFY_TRAIN_", cli_prog_name="python -m training.train", frozen=False
     )
-    parser.add_argument(
-        "--arch",
-        default="vgg",
-        help="network: vgg (default), vgg-erasing, vgg-small or seed (baseline)",
-    )
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument(
-        "--learning-rate",
-        type=float,
-        default=0.05,
-        help="peak of the warm-up + cosine schedule (SGD, Nesterov momentum)",
-    )
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--label-smoothing", type=float, default=0.1)
-    parser.add_argument(
-        "--class-weight-power",
-        type=float,
-        default=0.5,
-        help="0 = no class weighting, 1 = inverse frequency",
-    )
-    parser.add_argument(
-        "--holdout",
-        type=float,
-        default=0.1,
-        help="fraction of train/ held out to tune the prior adjustment",
-    )
-    parser.add_argument("--patience", type=int, default=12, help="early-stopping patience (epochs)")
-    parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument(
-        "--limit",
-        type=int,
-        default=0,
-        help="use at most this many examples per split (0: all; for smoke tests)",
-    )
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
+
+    run_dir: Path | None = Field(
         default=None,
-        help="folder for checkpoints and the report (default runs/<arch>-<time>)",
+        description="Folder for checkpoints and the report (default runs/<arch>-<time>).",
     )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir from its last checkpoint",
+    resume: bool = Field(
+        default=False, description="Continue the run in --run-dir from its last checkpoint."
     )
-    parser.add_argument(
-        "--export-only",
-        action="store_true",
-        help="skip training: write the model file from --run-dir's best checkpoint so far",
+    export_only: bool = Field(
+        default=False,
+        description="Skip training: write the model file from --run-dir's best checkpoint.",
     )
-    parser.add_argument(
-        "--ensemble",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="RUN_DIR",
-        help="with --export-only: also average the best checkpoints of these runs "
-        "(repeatable; they must hold out the same slice of train/)",
+    ensemble: list[Path] = Field(
+        default_factory=list,
+        description="With --export-only: also average the best checkpoints of these runs "
+        "(repeatable; they must hold out the same slice of train/).",
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
+    output: Path = Field(
         default=DEFAULT_OUTPUT,
-        help="model file to write (metadata goes beside it as .json)",
+        description="Model file to write (metadata goes beside it as .json).",
     )
-    parser.add_argument(
-        "--replace",
-        action="store_true",
-        help="write --output even when this is a --limit run or scores below the model "
-        "already there (otherwise the result goes beside it as NAME.candidate.keras)",
-    )
-    return parser.parse_args(argv)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        data=str(args.data),
-        arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        class_weight_power=args.class_weight_power,
-        holdout=args.holdout,
-        patience=args.patience,
-        seed=args.seed,
-        limit=args.limit,
+    replace: bool = Field(
+        default=False,
+        description="Write --output even when this is a --limit run or scores below the model "
+        "already there (otherwise the result goes beside it as NAME.candidate.keras).",
     )
 
+    def run_config(self) -> TrainConfig:
+        return TrainConfig(**self.model_dump(include=set(TrainConfig.model_fields)))
 
-def prepare_run_dir(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """The config a run folder was started with."""
+    return TrainConfig.model_validate_json((run_dir / "config.json").read_text())
+
+
+def write_config(run_dir: Path, config: BaseModel) -> None:
+    (run_dir / "config.json").write_text(config.model_dump_json(indent=2) + "\n")
+
+
+def prepare_run_dir(settings: TrainSettings) -> tuple[Path, TrainConfig]:
     """Create a new run folder, or reload the config of the run being resumed."""
-    if args.resume or args.export_only:
-        if args.run_dir is None:
+    if settings.resume or settings.export_only:
+        if settings.run_dir is None:
             raise SystemExit("--resume and --export-only need --run-dir (the run's folder)")
-        config_path = args.run_dir / "config.json"
-        if not config_path.is_file():
-            raise SystemExit(f"cannot resume: {config_path} not found")
-        config = TrainConfig(**json.loads(config_path.read_text()))
-        return args.run_dir, config
-    config = config_from_args(args)
-    run_dir = args.run_dir or Path("runs") / f"{config.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if not (settings.run_dir / "config.json").is_file():
+            raise SystemExit(f"cannot resume: {settings.run_dir / 'config.json'} not found")
+        return settings.run_dir, read_config(settings.run_dir)
+    config = settings.run_config()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = settings.run_dir or Path("runs") / f"{config.arch}-{stamp}"
     if (run_dir / "config.json").exists():
         raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it")
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    write_config(run_dir, config)
     return run_dir, config
 
 
@@ -329,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = parse_args(argv)
-    run_dir, config = prepare_run_dir(args)
+    settings = load_settings(TrainSettings, argv)
+    run_dir, config = prepare_run_dir(settings)
     import keras
 
     keras.utils.set_random_seed(config.seed)
@@ -346,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         val.source,
     )
 
-    if not args.export_only:
+    if not settings.export_only:
         fit(config, run_dir, train, val)
     export_best(
         config,
@@ -354,9 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         train,
         tune,
         val,
-        output=args.output,
-        ensemble=args.ensemble,
-        replace=args.replace,
+        output=settings.output,
+        ensemble=settings.ensemble,
+        replace=settings.replace,
     )
     return 0
 
@@ -381,7 +341,7 @@ def export_best(
     runs = [run_dir, *ensemble]
     archs = [config.arch]
     for other in ensemble:
-        other_config = TrainConfig(**json.loads((other / "config.json").read_text()))
+        other_config = read_config(other)
         archs.append(other_config.arch)
         if (other_config.holdout, other_config.holdout_seed) != (
             config.holdout,
