@@ -28,30 +28,27 @@ centre moved +-10% of the side) for ``--model``. ``--fit`` instead measures, on 
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import cv2
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/accuracy.py` as well as `python -m bench.accuracy`
     sys.path.insert(0, str(ROOT))
 
-# numpy and OpenCV alone, so that this module also runs under fer's venv (``--fer-only``).
+from bench.common import BenchSettings  # noqa: E402
 from shared.image import iou_matrix_xywh  # noqa: E402
+from shared.settings import load_settings  # noqa: E402
 
-#: fer's emotion names, in our label order (shared.labels.EMOTIONS).
-FER_ORDER = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 MATCH_IOU = 0.3
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "fer2013"
 
@@ -269,47 +266,18 @@ def ceiling(classifier: Any, scenes: Sequence[Any], faces: npt.NDArray[np.uint8]
 
 
 def run_fer(python: Path, scenes: Sequence[Any]) -> tuple[list[list[Detection]], float]:
-    """fer's detect_emotions on the same JPEGs, in its own interpreter."""
+    """fer's detect_emotions on the same JPEGs, in its own interpreter (``bench/fer_half.py``)."""
+    from bench.fer_half import run_fer_half
+
     with tempfile.TemporaryDirectory() as folder:
         for i, scene in enumerate(scenes):
             (Path(folder) / f"{i:05d}.jpg").write_bytes(scene.jpeg)
-        result = subprocess.run(
-            [str(python), str(Path(__file__).resolve()), "--fer-only", folder],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=3600,
-        )
-    payload = json.loads(result.stdout.strip().splitlines()[-1])
+        payload = run_fer_half(python, "scenes", folder, 3600)
     detections = [
         [Detection(tuple(face["box"]), int(face["label"])) for face in frame]
         for frame in payload["frames"]
     ]
     return detections, float(payload["detect_ms"])
-
-
-def fer_only(folder: Path) -> None:
-    """Under fer's venv: print one JSON line with fer's faces for every JPEG in ``folder``."""
-    from fer.fer import FER
-
-    detector = FER()
-    frames = []
-    spent = []
-    for path in sorted(folder.glob("*.jpg")):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        start = time.perf_counter()
-        found = detector.detect_emotions(image)
-        spent.append((time.perf_counter() - start) * 1000)
-        frames.append(
-            [
-                {
-                    "box": [int(v) for v in face["box"]],
-                    "label": int(np.argmax([face["emotions"][name] for name in FER_ORDER])),
-                }
-                for face in found
-            ]
-        )
-    print(json.dumps({"frames": frames, "detect_ms": float(np.median(spent))}))
 
 
 def box_ratios(
@@ -375,7 +343,7 @@ def framing_curve(
 
 
 def moving(
-    args: argparse.Namespace,
+    args: AccuracyBench,
     detectors: Sequence[str],
     faces: npt.NDArray[np.uint8],
     labels: npt.NDArray[np.int64],
@@ -418,55 +386,50 @@ def moving(
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--scenes", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--kind",
-        choices=("heads", "pasted"),
-        default="heads",
-        help="faces in drawn heads among clutter, or bare squares (bench.scenes)",
-    )
-    parser.add_argument(
-        "--roll", type=float, default=0.0, help="tilt each face by up to this many degrees"
-    )
-    parser.add_argument(
-        "--detectors",
-        default="blazeface_tracking,blazeface,haar,blazeface_full",
-        help="comma-separated; the clips use the first",
-    )
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "emotion_model.keras")
-    parser.add_argument("--fer-python", type=Path, default=ROOT / ".venv-bench" / "bin" / "python")
-    parser.add_argument("--framing-curve", action="store_true")
-    parser.add_argument(
-        "--clips",
-        type=int,
-        default=120,
-        help="clips of 12 frames for the label shown (tracker) vs the per-frame argmax; 0: none",
-    )
-    parser.add_argument(
-        "--shots",
-        type=int,
-        default=40,
-        help="shots of 8-24 frames, cut one to the next, faces moving (every detector); 0: none",
-    )
-    parser.add_argument("--fit", action="store_true", help="fit each detector's framing on train/")
-    parser.add_argument("--fer-only", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "accuracy.json")
-    args = parser.parse_args(argv)
-    if args.fer_only:
-        fer_only(args.fer_only)
-        return 0
+class AccuracyBench(BenchSettings):
+    """End-to-end accuracy: does the model's accuracy reach the faces on screen?"""
 
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.accuracy")
+
+    data: Path = Field(default=DEFAULT_DATA, description="FER2013 class folders.")
+    scenes: int = Field(default=400, ge=1, description="Still scenes.")
+    seed: int = 7
+    kind: Literal["heads", "pasted"] = Field(
+        default="heads",
+        description="Faces in drawn heads among clutter, or bare squares (bench.scenes).",
+    )
+    roll: float = Field(default=0.0, ge=0, description="Tilt each face by up to this many degrees.")
+    detectors: list[str] = Field(
+        default=["blazeface_tracking", "blazeface", "haar", "blazeface_full"],
+        description="Detectors; the clips use the first.",
+    )
+    model: Path = Field(default=ROOT / "models" / "emotion_model.keras", description="Model file.")
+    fer_python: Path = Field(
+        default=ROOT / ".venv-bench" / "bin" / "python", description="fer's venv's Python."
+    )
+    framing_curve: bool = Field(default=False, description="Accuracy over re-framed faces.")
+    clips: int = Field(
+        default=120,
+        ge=0,
+        description="Clips of 12 frames for the label shown (tracker) vs the per-frame argmax.",
+    )
+    shots: int = Field(
+        default=40,
+        ge=0,
+        description="Shots of 8-24 frames, cut one to the next, faces moving (every detector).",
+    )
+    fit: bool = Field(default=False, description="Fit each detector's framing on train/.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     from bench.common import print_table, write_result
     from stages.classifier import load_classifier
     from stages.detectors import framing_for
     from stages.framing import Framing
 
+    args = load_settings(AccuracyBench, argv)
     classifier = load_classifier(args.model)
-    detectors = [name for name in args.detectors.split(",") if name]
+    detectors = args.detectors
     if args.fit:
         faces, labels = load_faces(args.data, "train")
         scenes = build_scenes(faces, labels, args.scenes, args.seed, kind=args.kind)
@@ -475,7 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _, _, boxes = run_ours(name, scenes, classifier, Framing())
             fits[name] = fit_framing(scenes, boxes)
             print(f"{name}: {fits[name]}")
-        write_result(args.out, "accuracy_fit", {"scenes": len(scenes), "fits": fits})
+        write_result(
+            args.out_file("accuracy_fit"), "accuracy_fit", {"scenes": len(scenes), "fits": fits}
+        )
         return 0
 
     faces, labels = load_faces(args.data, "test")
@@ -566,7 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             [[r["scale"], r["shift_x"], r["shift_y"], r["accuracy"]] for r in curve],
         )
         result["framing_curve"] = curve
-    write_result(args.out, "accuracy", result)
+    write_result(args.out_file("accuracy"), "accuracy", result)
     return 0
 
 

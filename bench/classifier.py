@@ -27,7 +27,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import MODEL, bench_parser, load_frames, print_table, write_result
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from bench.common import MODEL, BenchSettings, load_frames, print_table, write_result
+from shared.settings import load_settings
 from stages.classifier import load_classifier
 from stages.framing import Framing, model_crop
 
@@ -58,13 +62,20 @@ def faces_per_s(run: Callable[[], object], batch: int, seconds: float) -> tuple[
     return batch * len(times) / sum(times), float(np.median(times) * 1000)
 
 
+class ClassifierBench(BenchSettings):
+    """The emotion classifier alone: faces per second by batch size, compiled path vs
+    model.predict."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.classifier")
+
+    seconds: float = Field(default=3.0, gt=0, description="Per batch size and path.")
+    batches: list[int] = Field(default=list(BATCHES), description="Batch sizes.")
+    model: Path = Field(default=MODEL, description="Model file.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(__doc__.splitlines()[0], "var/bench/classifier.json")
-    parser.add_argument("--seconds", type=float, default=3.0, help="per batch size and path")
-    parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--model", type=Path, default=MODEL)
-    args = parser.parse_args(argv)
-    batches = [int(b) for b in args.batches.split(",") if b]
+    args = load_settings(ClassifierBench, argv)
+    batches = args.batches
 
     from shared.keras_layers import load_model
 
@@ -97,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )  # fmt: skip
     write_result(
-        args.out,
+        args.out_file("classifier"),
         "classifier",
         {"model": str(args.model), "model_version": classifier.version, "rows": rows},
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/<name>.py` as well as `python -m bench.<name>`
@@ -21,14 +22,15 @@ if str(ROOT) not in sys.path:  # `python bench/<name>.py` as well as `python -m 
 
 from shared.image import BoxXYWH, ImageU8, decode_jpeg  # noqa: E402
 from shared.recording import load_recording  # noqa: E402
+from shared.settings import CommandSettings  # noqa: E402
 
 __all__ = [
     "MODEL",
     "RECORDING",
     "ROOT",
+    "BenchSettings",
     "RecordedFrame",
     "Timings",
-    "bench_parser",
     "load_frames",
     "machine",
     "print_table",
@@ -113,13 +115,18 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def bench_parser(description: str, out_default: str) -> argparse.ArgumentParser:
-    """Argument parser with the options every bench has (``--out``)."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--out", type=Path, default=Path(out_default), help="JSON result file to write"
+class BenchSettings(CommandSettings):
+    """The options every bench has; each bench's settings add their own. Every option is also
+    read from EMOJIFY_BENCH_<OPTION>."""
+
+    model_config = SettingsConfigDict(env_prefix="EMOJIFY_BENCH_")
+
+    out: Path | None = Field(
+        default=None, description="JSON result file (default var/bench/<bench>.json)."
     )
-    return parser
+
+    def out_file(self, bench: str) -> Path:
+        return self.out or ROOT / "var" / "bench" / f"{bench}.json"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:

@@ -24,16 +24,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from bench.common import (
+    BenchSettings,
     RecordedFrame,
     Timings,
-    bench_parser,
     load_frames,
     print_table,
     time_calls,
     write_result,
 )
 from shared.image import BoxXYWH, iou_xywh
+from shared.settings import load_settings
 from stages.detectors import build_detector, detector_names
 
 MATCH_IOU = 0.3
@@ -78,14 +82,21 @@ def measure(name: str, frames: Sequence[RecordedFrame], seconds: float) -> dict[
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(__doc__.splitlines()[0], "var/bench/detectors.json")
-    parser.add_argument("--seconds", type=float, default=20.0, help="time limit per detector")
-    parser.add_argument(
-        "--detectors", default=",".join(detector_names()), help="comma-separated, haar first"
+class DetectorsBench(BenchSettings):
+    """Each face detector on the demo recording: recall, false faces, mean IoU and ms per frame."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.detectors")
+
+    seconds: float = Field(default=20.0, gt=0, description="Time limit per detector.")
+    detectors: list[str] = Field(
+        default_factory=lambda: list(detector_names()),
+        description="Detectors (haar first: the baseline).",
     )
-    args = parser.parse_args(argv)
-    names = [n for n in args.detectors.split(",") if n]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = load_settings(DetectorsBench, argv)
+    names = args.detectors
     frames = load_frames()
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
@@ -109,7 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     for name, why in skipped.items():
         print(f"{name}: skipped, {why}")
-    write_result(args.out, "detectors", {"match_iou": MATCH_IOU, "rows": rows, "skipped": skipped})
+    write_result(
+        args.out_file("detectors"),
+        "detectors",
+        {"match_iou": MATCH_IOU, "rows": rows, "skipped": skipped},
+    )
     return 0
 
 

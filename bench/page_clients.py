@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,13 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bench_parser, load_frames, print_table, write_result
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from bench.common import BenchSettings, load_frames, print_table, write_result
 from services.display.sinks import HttpSink
 from shared.image import encode_jpeg
+from shared.settings import load_settings
 
 QUALITY = 80
 #: A viewer that gets nothing for this long is counted as stalled and stops.
@@ -171,16 +176,22 @@ def run(clients: int, fps: float, seconds: float, idle: int) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    parser = bench_parser(__doc__ or "", "var/bench/page_clients.json")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--idle", type=int, default=500)
-    args = parser.parse_args()
+class PageClientsBench(BenchSettings):
+    """The live page under N viewers, with and without a crowd of idle connections."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.page_clients")
+
+    clients: int = Field(default=8, ge=1, description="Viewers of /stream.mjpg.")
+    fps: float = Field(default=30.0, gt=0, description="Frames shown a second.")
+    seconds: float = Field(default=10.0, gt=0, description="Measured window.")
+    idle: int = Field(default=500, ge=0, description="Idle connections in the crowd.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = load_settings(PageClientsBench, argv)
     result = run(args.clients, args.fps, args.seconds, args.idle)
     print_table(["measure", "value"], [[key, value] for key, value in result.items()])
-    write_result(Path(args.out), "page_clients", result)
+    write_result(args.out_file("page_clients"), "page_clients", result)
     return 0
 
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -36,17 +36,21 @@ import numpy as np
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from bench.common import (
     MODEL,
     ROOT,
+    BenchSettings,
     RecordedFrame,
-    bench_parser,
     load_frames,
     print_table,
     write_result,
 )
 from bench.loopback import free_loopback_port as free_port
 from shared.image import BoxXYWH, ImageU8, expand_box_xywh
+from shared.settings import load_settings
 
 FRAME_WH = (640, 480)
 SYNTHETIC_FRAMES = 60
@@ -177,7 +181,9 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return results
 
 
-def measure(faces: int, mode: str, workers: int, args: Any, scratch: Path) -> dict[str, Any]:
+def measure(
+    faces: int, mode: str, workers: int, args: PipelineBench, scratch: Path
+) -> dict[str, Any]:
     """One configuration: start, warm up, count results over the window, stop."""
     folder = scratch / f"{faces}f-{mode}-{workers}w"
     write_recording(folder / "recording", faces, args.fps)
@@ -216,23 +222,28 @@ def measure(faces: int, mode: str, workers: int, args: Any, scratch: Path) -> di
     }
 
 
+class PipelineBench(BenchSettings):
+    """The real services as subprocesses on loopback: sustained fps and capture-to-display
+    latency."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.pipeline")
+
+    seconds: float = Field(default=20.0, gt=0, description="Measured window per run.")
+    warmup: float = Field(default=5.0, ge=0, description="Seconds after the first result.")
+    fps: float = Field(default=30.0, gt=0, description="Capture's frame rate.")
+    faces: list[int] = Field(default=[1, 3], description="Faces per frame.")
+    modes: list[Literal["live", "lossless"]] = Field(
+        default=["live", "lossless"], description="Capture modes."
+    )
+    workers: list[int] = Field(default=[1, 2], description="Worker counts.")
+    detector: str = Field(
+        default="blazeface_tracking", description="The worker's detector setting."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(__doc__.splitlines()[0], "var/bench/pipeline.json")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
-    parser.add_argument("--warmup", type=float, default=5.0, help="after the first result")
-    parser.add_argument("--fps", type=float, default=30.0, help="capture's frame rate")
-    parser.add_argument("--faces", default="1,3")
-    parser.add_argument("--modes", default="live,lossless")
-    parser.add_argument("--workers", default="1,2")
-    parser.add_argument(
-        "--detector", default="blazeface_tracking", help="the worker's detector setting"
-    )
-    args = parser.parse_args(argv)
-    grid = itertools.product(
-        [int(f) for f in args.faces.split(",")],
-        args.modes.split(","),
-        [int(w) for w in args.workers.split(",")],
-    )
+    args = load_settings(PipelineBench, argv)
+    grid = itertools.product(args.faces, args.modes, args.workers)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="emojify-bench-") as scratch:
         for faces, mode, workers in grid:
@@ -261,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
     )  # fmt: skip
     write_result(
-        args.out,
+        args.out_file("pipeline"),
         "pipeline",
         {"seconds": args.seconds, "warmup": args.warmup, "detector": args.detector, "rows": rows},
     )

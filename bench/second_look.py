@@ -11,7 +11,6 @@ Prints the median ms a frame of each, their ratio, and how many candidates a fra
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -22,10 +21,13 @@ if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` i
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from bench.accuracy import DEFAULT_DATA, build_scenes, load_faces
-from bench.common import print_table, write_result
+from bench.common import BenchSettings, print_table, write_result
 from shared.image import decode_jpeg
+from shared.settings import load_settings
 from stages.detectors.blazeface import BlazeFaceDetector
 
 
@@ -53,14 +55,20 @@ def count_looks(detector: BlazeFaceDetector, frames: Sequence[Any]) -> tuple[flo
     return looks / len(frames), votes / len(frames)
 
 
+class SecondLookBench(BenchSettings):
+    """What the second look costs: the default (tiled) BlazeFace detector against the same
+    detector without looks."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.second_look")
+
+    data: Path = Field(default=DEFAULT_DATA, description="FER2013 class folders.")
+    scenes: int = Field(default=150, ge=1, description="Scenes of test/ faces.")
+    rounds: int = Field(default=3, ge=1, description="Passes over the scenes.")
+    seed: int = 7
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.second_look", description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--scenes", type=int, default=150)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path("var/bench/second_look.json"))
-    args = parser.parse_args(argv)
+    args = load_settings(SecondLookBench, argv)
 
     faces, labels = load_faces(args.data, "test")
     frames = [decode_jpeg(s.jpeg) for s in build_scenes(faces, labels, args.scenes, args.seed)]
@@ -87,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         [[name, value, value / baseline] for name, value in median.items()],
     )
     result = {"scenes": len(frames), "rounds": args.rounds, "ms": median}
-    write_result(args.out, "second_look", {**result, "looks": looks, "votes": votes})
+    write_result(
+        args.out_file("second_look"), "second_look", {**result, "looks": looks, "votes": votes}
+    )
     return 0
 
 

@@ -29,13 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from bench.common import MODEL, RECORDING, ROOT, bench_parser, print_table, write_result
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from bench.common import MODEL, RECORDING, ROOT, BenchSettings, print_table, write_result
 from bench.loopback import (
     free_loopback_port,
     free_loopback_port_prefix,
     histogram_quantile,
     scrape,
 )
+from shared.settings import load_settings
 
 WORKERS: Final = 2
 #: Memory may grow by this fraction between warm-up and the end.
@@ -188,7 +192,7 @@ def wait_started(supervisor: Supervisor, deadline: float) -> None:
     raise RuntimeError("the pipeline did not start in time:\n" + supervisor.log_path.read_text())
 
 
-def soak(args: Any, scratch: Path) -> dict[str, Any]:
+def soak(args: SoakBench, scratch: Path) -> dict[str, Any]:
     supervisor = Supervisor(scratch)
     memory: dict[int, ProcessMemory] = {}
     kills: list[dict[str, Any]] = []
@@ -304,21 +308,28 @@ def report(
     }
 
 
+class SoakBench(BenchSettings):
+    """Soak: the live pipeline under supervisord for minutes, a worker SIGKILLed now and
+    then."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.soak")
+
+    minutes: float = Field(default=30.0, gt=0, le=24 * 60, description="Length of the soak.")
+    kill_every_s: float = Field(default=180.0, gt=0, description="SIGKILL a worker this often.")
+    warmup_s: float = Field(
+        default=120.0, ge=0, description="Memory is compared from this long on."
+    )
+    sample_s: float = Field(default=5.0, gt=0, description="Seconds between samples.")
+
+    @model_validator(mode="after")
+    def _warmup_within_soak(self) -> SoakBench:
+        if self.warmup_s >= self.minutes * 60:
+            raise ValueError("--warmup-s must be shorter than the soak (--minutes)")
+        return self
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(__doc__.splitlines()[0] if __doc__ else "soak", "var/bench/soak.json")
-    parser.add_argument("--minutes", type=float, default=30.0, help="length of the soak")
-    parser.add_argument(
-        "--kill-every-s", type=float, default=180.0, help="SIGKILL a worker this often"
-    )
-    parser.add_argument(
-        "--warmup-s", type=float, default=120.0, help="memory is compared from this long on"
-    )
-    parser.add_argument("--sample-s", type=float, default=5.0, help="seconds between samples")
-    args = parser.parse_args(argv)
-    if not (0 < args.minutes <= 24 * 60 and args.kill_every_s > 0 and args.sample_s > 0):
-        parser.error("expected 0 < --minutes <= 1440, --kill-every-s > 0, --sample-s > 0")
-    if args.warmup_s >= args.minutes * 60:
-        parser.error("--warmup-s must be shorter than the soak")
+    args = load_settings(SoakBench, argv)
     with tempfile.TemporaryDirectory(prefix="emojify-soak-") as scratch:
         result = soak(args, Path(scratch))
     rows = [
@@ -339,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows,
     )
     print_table(["metric", "value"], [[k, v] for k, v in result["metrics"].items()])
-    write_result(args.out, "soak", result)
+    write_result(args.out_file("soak"), "soak", result)
     print("soak:", "PASS" if result["passed"] else "FAIL", flush=True)
     return 0 if result["passed"] else 1
 

@@ -26,16 +26,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as `python bench/<name>.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
 from bench.common import (
     MODEL,
+    BenchSettings,
     RecordedFrame,
     Timings,
-    bench_parser,
     load_frames,
     print_table,
     write_result,
 )
 from shared.image import decode_jpeg, encode_jpeg
+from shared.settings import load_settings
 from stages.classifier import Classifier, load_classifier
 from stages.detectors import build_detector, framing_for
 from stages.framing import model_crop
@@ -96,15 +100,21 @@ def measure(
     }
 
 
+class StagesBench(BenchSettings):
+    """Time per stage of one frame on the demo recording: decode, detect, crop, classify, encode."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python -m bench.stages")
+
+    detectors: list[str] = Field(default=["haar", "blazeface"], description="Detectors.")
+    seconds: float = Field(default=10.0, gt=0, description="Per detector.")
+    model: Path = Field(default=MODEL, description="Model file.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = bench_parser(__doc__.splitlines()[0], "var/bench/stages.json")
-    parser.add_argument("--detectors", default="haar,blazeface", help="comma-separated")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per detector")
-    parser.add_argument("--model", type=Path, default=MODEL)
-    args = parser.parse_args(argv)
+    args = load_settings(StagesBench, argv)
     classifier = load_classifier(args.model)
     frames = load_frames()
-    results = [measure(n, classifier, frames, args.seconds) for n in args.detectors.split(",")]
+    results = [measure(n, classifier, frames, args.seconds) for n in args.detectors]
     rows = []
     for result in results:
         for stage in (*STAGES, "total"):
@@ -117,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{result['faces_per_frame']:.2f} faces/frame, "
             f"{result['serial_frames_per_s']:.1f} frames/s through all stages in series"
         )
-    write_result(args.out, "stages", {"model": str(args.model), "results": results})
+    write_result(args.out_file("stages"), "stages", {"model": str(args.model), "results": results})
     return 0
 
 
