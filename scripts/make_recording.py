@@ -8,7 +8,6 @@ Haar-cascade box measured on each portrait, mapped through that frame's scale an
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import math
@@ -20,6 +19,10 @@ import cv2.data
 import numpy as np
 import numpy.typing as npt
 from matplotlib import cbook
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import CommandSettings, load_settings
 
 Image = npt.NDArray[np.uint8]
 Box = tuple[int, int, int, int]
@@ -123,10 +126,19 @@ def iou(a: Box, b: Box) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
+class RecordingSettings(CommandSettings):
+    """Render the bundled demo recording (recordings/demo/) from two portraits that ship in
+    packages."""
+
+    model_config = SettingsConfigDict(cli_prog_name="python scripts/make_recording.py")
+
+    out: Path = Field(
+        default=Path(__file__).parents[1] / "recordings/demo", description="Recording folder."
+    )
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "recordings/demo")
-    out: Path = parser.parse_args().out
+    out = load_settings(RecordingSettings).out
 
     rng = np.random.default_rng(SEED)
     detector = cv2.CascadeClassifier(CASCADE)
