@@ -28,8 +28,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The quick loop: unit tests without the ones marked slow (fuzzing, TensorFlow detectors).
 unit: setup
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -m 'not slow' tests/unit
 
 integration: setup system-deps
 	$(BIN)/pytest -q tests/integration

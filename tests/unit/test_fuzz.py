@@ -26,6 +26,9 @@ from shared.http_server import HttpServer, Request, Response, reply
 from shared.messages import SCHEMA_VERSION
 from shared.wire import MESSAGE_TYPES, WireError, decode
 
+# Hundreds of examples a test: part of `make test`, not of the quick loop (`make unit`).
+pytestmark = pytest.mark.slow
+
 FUZZ = settings(
     max_examples=300,
     deadline=None,

@@ -40,7 +40,12 @@ NAMES = [
     "blazeface",
     "blazeface_full",
     pytest.param(
-        "mtcnn", marks=pytest.mark.skipif(not HAS_MTCNN, reason="needs the [mtcnn] extra")
+        "mtcnn",
+        # MTCNN runs on TensorFlow: seconds a call, so out of the quick loop (make unit).
+        marks=[
+            pytest.mark.skipif(not HAS_MTCNN, reason="needs the [mtcnn] extra"),
+            pytest.mark.slow,
+        ],
     ),
 ]
 
