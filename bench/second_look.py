@@ -33,25 +33,11 @@ from stages.detectors.blazeface import BlazeFaceDetector
 
 def count_looks(detector: BlazeFaceDetector, frames: Sequence[Any]) -> tuple[float, float]:
     """Looks a frame (every kind together) and Haar votes counted a frame."""
-    looks = votes = 0
-    look, vote = detector._look, detector._votes
-
-    def counted_look(*args: Any) -> float:
-        nonlocal looks
-        looks += 1
-        return look(*args)
-
-    def counted_votes(*args: Any) -> int:
-        nonlocal votes
-        votes += 1
-        return vote(*args)
-
-    detector._look, detector._votes = counted_look, counted_votes  # type: ignore[method-assign,assignment]
-    try:
-        for frame in frames:
-            detector.detect(frame)
-    finally:
-        del detector._look, detector._votes
+    looks, votes = detector.single_pass.looks_taken, detector.single_pass.votes_counted
+    for frame in frames:
+        detector.detect(frame)
+    looks = detector.single_pass.looks_taken - looks
+    votes = detector.single_pass.votes_counted - votes
     return looks / len(frames), votes / len(frames)
 
 

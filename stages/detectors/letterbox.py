@@ -1,8 +1,7 @@
 """Fitting a frame, or a region of it, into a detector's square input, and back.
 
 Pure numpy and OpenCV: the letterbox (aspect kept, black bars), the map from normalised
-model-input boxes back to frame pixels, and the overlapping tiles that bring small faces to
-the model at a larger scale.
+model-input boxes back to frame pixels (the tiles are ``tiler``'s).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import numpy.typing as npt
 
 from shared.image import ImageU8
 
-__all__ = ["Letterbox", "letterbox_rgb", "tile_regions", "to_frame_xyxy"]
+__all__ = ["Letterbox", "letterbox_rgb", "to_frame_xyxy"]
 
 
 @dataclass(frozen=True)
@@ -56,20 +55,3 @@ def to_frame_xyxy(
     offset = np.array(list(offset_xy) * 2, np.float32)
     pixels = (np.asarray(boxes_xyxy, np.float32) * input_size - pads) / letterbox.scale
     return (pixels + offset).astype(np.float32)
-
-
-def tile_regions(
-    width: int, height: int, fraction: float = 2 / 3
-) -> list[tuple[int, int, int, int]]:
-    """Overlapping square tiles, each ``fraction`` of the frame's short side, that cover it with
-    half a tile of overlap: at two thirds, small faces come to the model at 1.5 times the full
-    frame's scale and more (a 60 px face in a 640x480 frame is 24 px of the 128 px input
-    instead of 12)."""
-    side = max(1, round(fraction * min(width, height)))
-    stride = max(1, side // 2)
-
-    def starts(extent: int) -> list[int]:
-        count = max(1, -(-(extent - side) // stride) + 1)
-        return sorted({round(i * (extent - side) / max(count - 1, 1)) for i in range(count)})
-
-    return [(x, y, side, side) for y in starts(height) for x in starts(width)]

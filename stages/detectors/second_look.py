@@ -17,7 +17,7 @@ numpy and OpenCV.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -34,6 +34,7 @@ __all__ = [
     "LOOK_IOU",
     "SURE_SCORE",
     "Look",
+    "confirm",
     "context_square",
     "face_logit",
     "haar_votes",
@@ -126,6 +127,29 @@ def haar_votes(cascade: cv2.CascadeClassifier, frame_bgr: ImageU8, box_xyxy: npt
     off_y = np.abs(xywh[:, 1] + xywh[:, 3] / 2 - HAAR_SQUARE / 2)
     near = (off_x < HAAR_REACH[0] * HAAR_SQUARE) & (off_y < HAAR_REACH[1] * HAAR_SQUARE)
     return int(np.count_nonzero(near))
+
+
+def confirm(
+    scores: Sequence[float],
+    look: Callable[[list[int], Look], list[float]],
+    votes: Callable[[list[int]], list[int]],
+) -> list[bool]:
+    """Which candidates, given by their detector ``scores``, are faces: one from
+    ``SURE_SCORE`` up without a look; every other gets the Haar cascade's ``votes`` (by
+    candidate index) and the first of ``LOOKS`` (``look(indices, which)`` gives the score of
+    each candidate found again), and those it leaves ``unsure`` the next look."""
+    looks: list[list[float]] = [[] for _ in scores]
+    evidence = [math.inf if score >= SURE_SCORE else 0.0 for score in scores]
+    pending = [i for i, score in enumerate(scores) if score < SURE_SCORE]
+    counted = dict(zip(pending, votes(pending), strict=True))
+    for which in LOOKS:
+        if not pending:
+            break
+        for i, found_again in zip(pending, look(pending, which), strict=True):
+            looks[i].append(found_again)
+            evidence[i] = face_logit(scores[i], looks[i], counted[i])
+        pending = [i for i in pending if unsure(evidence[i], len(looks[i]))]
+    return [value > 0 for value in evidence]
 
 
 def unsure(evidence: float, looks_taken: int) -> bool:

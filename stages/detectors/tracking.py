@@ -30,11 +30,11 @@ from shared.image import ImageU8, iou_matrix_xywh
 
 from ..tracker import match_greedy
 from .base import DetectedFace
-from .blazeface import TILE_FRACTIONS, BlazeFaceDetector
+from .blazeface import BlazeFaceDetector
 from .blazeface_variants import BLAZEFACE_FRAMING, BlazeFaceConfig
-from .letterbox import tile_regions
 from .registry import register
 from .second_look import CANDIDATE_SCORE, SURE_SCORE
+from .tiler import TILE_FRACTIONS, tile_regions
 
 __all__ = [
     "THUMB_WH",

@@ -19,13 +19,9 @@ from shared.image import BoxXYWH, iou_xywh
 from shared.recording import load_recording
 from stages.detectors import DetectorError, FaceDetector, build_detector
 from stages.detectors.blazeface import BlazeFaceDetector
-from stages.detectors.letterbox import (
-    Letterbox,
-    letterbox_rgb,
-    tile_regions,
-    to_frame_xyxy,
-)
+from stages.detectors.letterbox import Letterbox, letterbox_rgb, to_frame_xyxy
 from stages.detectors.second_look import CANDIDATE_SCORE
+from stages.detectors.tiler import tile_regions
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
 pytestmark = pytest.mark.timeout(120)

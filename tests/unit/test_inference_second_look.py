@@ -11,6 +11,9 @@ from stages.detectors.haar import load_cascade
 from stages.detectors.second_look import (
     EPS,
     LOOKS,
+    SURE_SCORE,
+    Look,
+    confirm,
     context_square,
     face_logit,
     haar_votes,
@@ -120,3 +123,37 @@ def test_a_smaller_copy_of_the_frame_gives_the_same_square() -> None:
     assert scale_half == pytest.approx(scale_full)
     assert corner_half == pytest.approx(corner_full)
     assert np.abs(full.astype(int) - small.astype(int)).mean() < 3
+
+
+def test_confirm_keeps_the_sure_unseen_and_decides_the_rest_by_looks_and_votes() -> None:
+    asked: list[tuple[tuple[int, ...], float]] = []
+    found_again = {1: 0.95, 2: 0.0, 3: 0.0}  # a face, a clock's hands, a doubtful one
+    votes_by = {1: 6, 2: 0, 3: 0}
+
+    def look(indices: list[int], which: Look) -> list[float]:
+        asked.append((tuple(indices), which.context))
+        return [found_again[i] if i != 3 or which is LOOKS[0] else 0.9 for i in indices]
+
+    def votes(indices: list[int]) -> list[int]:
+        return [votes_by[i] for i in indices]
+
+    scores = [SURE_SCORE, 0.6, 0.25, 0.75]
+    first = [face_logit(scores[i], [found_again[i]], votes_by[i]) for i in (1, 2, 3)]
+    kept = confirm(scores, look, votes)
+    assert kept[0] and kept[1] and not kept[2]
+    # The sure one is never looked at; every other gets the first look; only those it leaves
+    # unsure (here the doubtful one, if any) get the second.
+    assert asked[0] == ((1, 2, 3), LOOKS[0].context)
+    unsure_after_first = tuple(i for i, e in zip((1, 2, 3), first, strict=True) if unsure(e, 1))
+    assert asked[1:] == ([(unsure_after_first, LOOKS[1].context)] if unsure_after_first else [])
+
+
+def test_confirm_asks_nothing_when_every_candidate_is_sure() -> None:
+    def never(*_: object) -> list[float]:
+        raise AssertionError("no look or vote for sure candidates")
+
+    def no_votes(indices: list[int]) -> list[int]:
+        assert indices == []
+        return []
+
+    assert confirm([0.95, 0.99], never, no_votes) == [True, True]
