@@ -4,7 +4,11 @@ import logging
 import os
 import sys
 
-from .main import main
+from shared.early_exit import exit_on_stop_signal
+
+exit_on_stop_signal()  # before the imports: a stop while starting is a clean exit
+
+from .main import main  # noqa: E402
 
 code = main()
 # TensorFlow's own teardown at interpreter exit takes about a second, longer than the

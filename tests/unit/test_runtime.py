@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +26,8 @@ from shared.runtime import (
     interruptible_startup,
     setup_logging,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class FakeClock:
@@ -216,3 +222,44 @@ def test_an_interruption_wrapped_by_a_failing_import_still_reads_as_interrupted(
 def test_other_start_up_errors_pass_through_unchanged() -> None:
     with pytest.raises(ImportError, match="no module"), interruptible_startup(threading.Event()):
         raise ImportError("no module named nothing")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_while_a_service_starts_is_a_clean_exit(sig: signal.Signals) -> None:
+    """What each service's ``__main__`` installs first: a stop during its imports exits 0."""
+    program = (
+        "import sys, time\n"
+        "from shared.early_exit import exit_on_stop_signal\n"
+        "exit_on_stop_signal()\n"
+        "print('importing', flush=True)\n"
+        "deadline = time.monotonic() + 20\n"
+        "while time.monotonic() < deadline:\n"
+        "    sum(range(1000))  # stands for a slow import\n"
+        "sys.exit(3)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", program],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "importing\n"
+    child.send_signal(sig)
+    _, stderr = child.communicate(timeout=10)
+    assert child.returncode == 0
+    assert f"{sig.name} while starting: stopping" in stderr
+
+
+def test_every_service_installs_the_early_exit_before_importing_its_main() -> None:
+    for entry in sorted((REPO / "services").glob("*/__main__.py")):
+        body = [node for node in ast.parse(entry.read_text()).body if not _is_docstring(node)]
+        calls = [i for i, n in enumerate(body) if "exit_on_stop_signal()" in ast.unparse(n)]
+        imports_main = [
+            i for i, n in enumerate(body) if isinstance(n, ast.ImportFrom) and n.module == "main"
+        ]
+        assert calls and imports_main and calls[0] < imports_main[0], entry
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
