@@ -95,6 +95,11 @@ class TrainSettings(CommandSettings, TrainConfig):
         description="With --export-only: also average the best checkpoints of these runs "
         "(repeatable; they must hold out the same slice of train/).",
     )
+    mirror: bool = Field(
+        default=True,
+        description="Serve each face averaged with its mirror image (two passes a network); "
+        "--no-mirror serves one pass, half the classifier's time.",
+    )
     output: Path = Field(
         default=DEFAULT_OUTPUT,
         description="Model file to write (metadata goes beside it as .json).",
@@ -317,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output=settings.output,
         ensemble=settings.ensemble,
         replace=settings.replace,
+        mirror=settings.mirror,
     )
     return 0
 
@@ -331,6 +337,7 @@ def export_best(
     output: Path,
     ensemble: Sequence[Path] = (),
     replace: bool = False,
+    mirror: bool = True,
 ) -> ModelMetadata:
     """Wrap the run's best checkpoint (and those of ``ensemble`` runs) for serving, report on
     ``val``, write the model file."""
@@ -359,9 +366,9 @@ def export_best(
         )
     nets = [load_model(best_path) for best_path in best_paths]
     prior = train.class_counts() / len(train)
-    plain = served_model(nets, [0.0] * len(EMOTIONS))
+    plain = served_model(nets, [0.0] * len(EMOTIONS), mirror=mirror)
     tau, bias = tune_logit_bias(predict_probabilities(plain, tune.images), tune.labels, prior)
-    model = served_model(nets, bias)
+    model = served_model(nets, bias, mirror=mirror)
     probabilities = predict_probabilities(model, val.images)
     history = run_dir / "history.csv"
     metrics = write_report(run_dir, val.labels, probabilities, history)
@@ -383,8 +390,8 @@ def export_best(
         {
             "labels": list(EMOTIONS),
             "input_hw": list(INPUT_HW),
-            "preprocessing": "inside the model: scale to [0,1], centre crop 40x40, mirror "
-            f"averaging{members}, prior adjustment tau={tau}",
+            "preprocessing": "inside the model: scale to [0,1], centre crop 40x40"
+            f"{', mirror averaging' if mirror else ''}{members}, prior adjustment tau={tau}",
             "architecture": "+".join(archs),
             "dataset": "FER2013",
             "train_split": f"Training minus a {config.holdout:.0%} stratified holdout",

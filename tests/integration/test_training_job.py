@@ -207,6 +207,20 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert train.main(export) == 0
     assert read_metadata(model).architecture == "vgg-student"
     assert model.with_suffix(".tflite").is_file()
+    # Served with its mirror image averaged in, a face and its mirror get the same answer;
+    # --no-mirror serves one pass, so they need not.
+    faces = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 1), dtype=np.uint8)
+    mirrored = faces[:, :, ::-1]
+    assert _answers(model, faces) == pytest.approx(_answers(model, mirrored), abs=1e-5)
+    assert train.main([*export, "--no-mirror", "--replace"]) == 0
+    assert "mirror" not in read_metadata(model).preprocessing
+    assert _answers(model, faces) != pytest.approx(_answers(model, mirrored), abs=1e-3)
+
+
+def _answers(model: Path, faces: np.ndarray) -> list[float]:
+    from shared.keras_layers import load_model
+
+    return [float(p) for p in np.asarray(load_model(model)(faces, training=False)).ravel()]
 
 
 def test_training_never_replaces_a_better_served_model_by_accident(tmp_path: Path) -> None:
