@@ -19,6 +19,7 @@ Then, from the repository root (fer's half runs as ``bench/fer_half.py loop`` un
 ``--fer-python``):
 
     .venv/bin/python -m bench.fer_baseline [--seconds 15] [--detectors haar,blazeface]
+        [--models models/emotion_model.keras,runs/other/emotion_model.keras]
         [--fer-python .venv-bench/bin/python] [--out var/bench/fer_baseline.json]
 """
 
@@ -43,9 +44,9 @@ from stages.detectors import build_detector, framing_for
 from stages.framing import model_crop
 
 
-def ours(detector_name: str, seconds: float) -> dict[str, Any]:
+def ours(detector_name: str, model: Path, seconds: float) -> dict[str, Any]:
     """Our detector and classifier, in this process, on the same frames."""
-    classifier = load_classifier(MODEL)
+    classifier = load_classifier(model)
     detector = build_detector(detector_name)
     framing = framing_for(detector_name)
 
@@ -73,6 +74,9 @@ class FerBaselineBench(BenchSettings):
 
     seconds: float = Field(default=15.0, gt=0, description="Per row.")
     detectors: list[str] = Field(default=["haar", "blazeface"], description="Ours.")
+    models: list[Path] = Field(
+        default=[MODEL], description="Model files, each with every detector."
+    )
     fer_python: Path = Field(
         default=ROOT / ".venv-bench" / "bin" / "python", description="fer's venv's Python."
     )
@@ -81,7 +85,9 @@ class FerBaselineBench(BenchSettings):
 def main(argv: Sequence[str] | None = None) -> int:
     args = load_settings(FerBaselineBench, argv)
     baseline = run_fer_half(args.fer_python, "loop", str(args.seconds), args.seconds + 180)
-    rows = [baseline] + [ours(name, args.seconds) for name in args.detectors]
+    rows = [baseline] + [
+        ours(name, model, args.seconds) for model in args.models for name in args.detectors
+    ]
     for row in rows:
         row["fps_vs_fer"] = row["fps"] / baseline["fps"]
     print_table(

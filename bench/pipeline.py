@@ -109,7 +109,7 @@ def write_recording(folder: Path, faces: int, fps: float) -> None:
 
 @contextlib.contextmanager
 def services(
-    folder: Path, mode: str, workers: int, detector: str, fps: float
+    folder: Path, mode: str, workers: int, bench: PipelineBench
 ) -> Iterator[tuple[Path, list[subprocess.Popen[bytes]]]]:
     """Display, workers and capture running on free loopback ports; stopped on exit."""
     frames, preview, results = free_port(), free_port(), free_port()
@@ -123,13 +123,13 @@ def services(
         "EMOJIFY_CAPTURE_STATUS_PORT": "0",
         "EMOJIFY_CAPTURE_MODE": mode,
         "EMOJIFY_CAPTURE_PACE": "source",
-        "EMOJIFY_CAPTURE_FPS": str(fps),
+        "EMOJIFY_CAPTURE_FPS": str(bench.fps),
         "EMOJIFY_CAPTURE_FRAMES_ENDPOINT": f"tcp://127.0.0.1:{frames}",
         "EMOJIFY_CAPTURE_PREVIEW_ENDPOINT": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_WORKER_CAPTURE_ENDPOINTS": f"tcp://127.0.0.1:{frames}",
         "EMOJIFY_WORKER_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
-        "EMOJIFY_WORKER_MODEL_PATH": str(MODEL),
-        "EMOJIFY_WORKER_DETECTOR": detector,
+        "EMOJIFY_WORKER_MODEL_PATH": str(bench.model.resolve()),
+        "EMOJIFY_WORKER_DETECTOR": bench.detector,
         "EMOJIFY_WORKER_RELOAD_CHECK_S": "0",
         "EMOJIFY_DISPLAY_PREVIEW_ENDPOINTS": f"tcp://127.0.0.1:{preview}",
         "EMOJIFY_DISPLAY_RESULTS_ENDPOINT": f"tcp://127.0.0.1:{results}",
@@ -187,7 +187,7 @@ def measure(
     """One configuration: start, warm up, count results over the window, stop."""
     folder = scratch / f"{faces}f-{mode}-{workers}w"
     write_recording(folder / "recording", faces, args.fps)
-    with services(folder, mode, workers, args.detector, args.fps) as (jsonl, processes):
+    with services(folder, mode, workers, args) as (jsonl, processes):
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not read_results(jsonl):
             dead = [p.args for p in processes if p.poll() is not None]
@@ -239,6 +239,7 @@ class PipelineBench(BenchSettings):
     detector: str = Field(
         default="blazeface_tracking", description="The worker's detector setting."
     )
+    model: Path = Field(default=MODEL, description="The workers' model file.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -274,7 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_result(
         args.out_file("pipeline"),
         "pipeline",
-        {"seconds": args.seconds, "warmup": args.warmup, "detector": args.detector, "rows": rows},
+        {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "detector": args.detector,
+            "model": str(args.model),
+            "rows": rows,
+        },
     )
     return 0
 
