@@ -5,9 +5,8 @@ last one as a cut does (``is_cut``), a frame in which a followed face is not fou
 one in which an unsure candidate (under ``SURE_SCORE``) turns up that no followed face explains
 get the full pass (BlazeFace on the whole frame and its tiles, with second looks: every face
 from 60 px up). In between, one pass on the whole frame and one on a tile of the full pass
-(the next each frame) find the faces, side by side; then each followed face is boxed by a pass
-on the square around where they found it, or around its last box when they missed it (one
-model pass a face, ``find_again``).
+(the next each frame) find the faces, side by side; a followed face they miss is looked for
+in the square around its last box (one model pass a face, ``find_again``).
 
 Faces carry identity (``DetectedFace.track_id``): a face followed keeps its id, a face the
 full pass finds where no followed face was gets a new one, and after a cut every face does,
@@ -51,12 +50,8 @@ THUMB_WH: Final = (32, 24)
 #: Mean absolute difference (grey levels, 0-255) of two thumbnails above which the second frame
 #: is a new scene (docs/benchmarks.md, "Tracking").
 CUT_LEVEL: Final = 14.0
-#: A followed face is boxed by a pass on the square of this many times its side around it: the
-#: face is then about a quarter of the model's input, as in the full pass's tiles. At twice its side
-#: (half the input) the boxes framed worse: on 40 shots of the train/ holdout the faces found
-#: were right on 69.9% against 72.1% here and 72.7% for the full pass on every frame
-#: (docs/benchmarks.md, "Tracking").
-SEARCH_CONTEXT: Final = 4.0
+#: A followed face is looked for in the square of this many times its side around its box.
+SEARCH_CONTEXT: Final = 2.0
 #: A face from the whole-frame pass overlapping a followed face by this much is that face.
 SAME_FACE_IOU: Final = 0.3
 #: Streams whose faces are followed; the least recently seen beyond this is forgotten.
@@ -152,8 +147,8 @@ class TrackingDetector:
         face is lost or an unsure one turns up (the full pass decides).
 
         One pass on the whole frame and one on ``tile`` (the full pass's tiles in turn, for
-        the small faces) find the faces; each followed face is then boxed by a pass on the
-        square around where they found it, or around its last box (one pass each)."""
+        the small faces) find the faces; a followed face they do not find again is looked for
+        in the square around its last box (one pass each)."""
         height, width = frame_bgr.shape[:2]
         seen, in_tile = self._quick.detect_in(
             frame_bgr, [(0, 0, width, height), tile], (True, False)
@@ -162,25 +157,14 @@ class TrackingDetector:
             (face, score) for face, score in in_tile if not _pairs([face], [f for f, _ in seen])
         ]
         matched = _pairs([face for face, _ in seen], followed)  # seen index -> followed index
-        near = {known: seen[index][0] for index, known in matched.items()}
-        # Every followed face is boxed by a pass on its surroundings, where it is as large in
-        # the model's input as in the full pass's tiles: the whole frame's box of a small face
-        # is coarse, and its crop cost 5 points of accuracy (docs/benchmarks.md, "Tracking").
-        # A face so large that the square around it spans the frame was seen that way already.
-        small = [
-            i
-            for i, face in enumerate(followed)
-            if i not in near or SEARCH_CONTEXT * max(near[i].box_xywh[2:]) < min(width, height)
-        ]
-        anchors = [near.get(i, followed[i]).box_xywh for i in small]
-        boxed = dict(zip(small, find_again(self._quick, frame_bgr, anchors), strict=True))
-        faces = []
-        for i, known in enumerate(followed):
-            found = boxed.get(i)
-            if found is None and i not in near:
+        again: dict[int, DetectedFace] = {known: seen[index][0] for index, known in matched.items()}
+        missing = [i for i in range(len(followed)) if i not in again]
+        boxes = [followed[i].box_xywh for i in missing]
+        for i, found in zip(missing, find_again(self._quick, frame_bgr, boxes), strict=True):
+            if found is None:
                 return None
-            face = found[0] if found is not None else near[i]
-            faces.append(face._replace(track_id=known.track_id))
+            again[i] = found[0]
+        faces = [again[i]._replace(track_id=face.track_id) for i, face in enumerate(followed)]
         newcomers = [
             (face, score)
             for index, (face, score) in enumerate(seen)
