@@ -13,6 +13,11 @@ At every stop the run's resumable state (config, history, last and best checkpoi
 copied to ``--carry`` (``models/campaign/`` in the repository, committed), so a machine without
 the run folder continues from there instead of starting again. ``training.train --export-only
 --run-dir RUN`` writes the served model file from the best checkpoint, as for any run.
+
+A finished run goes on with a warm restart: ``--extend-to 80 --restart-lr 0.005`` adds epochs up
+to 80 on a new cosine schedule from that learning rate, starting from the last epoch's weights
+(the first schedule ended at a learning rate of zero, so more epochs on it would learn nothing).
+The restart is kept in the run's ``campaign.json``; giving the same options again changes nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +75,15 @@ DEFAULT_CARRY = Path("models/campaign")
 
 
 @dataclass(frozen=True)
+class Restart:
+    """A new cosine schedule from ``learning_rate``, begun after epoch ``epoch`` of the run."""
+
+    epoch: int
+    epochs: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
 class CampaignConfig:
     """The run; ``train`` is what ``training.train --export-only`` reads back."""
 
@@ -79,6 +93,7 @@ class CampaignConfig:
     teacher_weight: float
     #: The served model whose first network the student starts from ("" for random weights).
     init: str
+    restarts: tuple[Restart, ...] = ()
 
 
 def teacher_answers(
@@ -164,6 +179,16 @@ def fit_campaign(
     if done and last_path.is_file():
         student = keras.saving.load_model(last_path, custom_objects=_custom_objects(), compile=True)
         log.info("resuming %s after epoch %d", run_dir, len(done))
+        restart = next((r for r in config.restarts if r.epoch == len(done)), None)
+        if restart is not None:
+            # Its schedule begins here; a run resumed later within it has it in last.keras.
+            compile_model(student, restart_config(train_config, restart), steps)
+            log.info(
+                "warm restart after epoch %d: %d epochs on a cosine schedule from %g",
+                restart.epoch,
+                restart.epochs,
+                restart.learning_rate,
+            )
     else:
         done = []
         student = build_model(train_config.arch, INPUT_HW)
@@ -219,6 +244,51 @@ def fit_campaign(
             row["seconds"],
         )
     return done
+
+
+def restart_config(train_config: TrainConfig, restart: Restart) -> TrainConfig:
+    """The run's config with the restart's epochs and peak learning rate, for its schedule."""
+    return train_config.model_copy(
+        update={"epochs": restart.epochs, "learning_rate": restart.learning_rate}
+    )
+
+
+def extend(
+    run_dir: Path, config: CampaignConfig, epochs: int, learning_rate: float
+) -> CampaignConfig:
+    """``config`` with the run extended to ``epochs`` epochs by a warm restart, written to the
+    run folder; unchanged when the run already has that many."""
+    done = len(read_history(run_dir / "history.csv"))
+    if epochs <= config.train.epochs:
+        return config
+    if done < config.train.epochs:
+        raise SystemExit(
+            f"{run_dir}: epoch {done} of {config.train.epochs}; finish the run before extending it"
+        )
+    restart = Restart(
+        epoch=config.train.epochs, epochs=epochs - config.train.epochs, learning_rate=learning_rate
+    )
+    extended = CampaignConfig(
+        config.train.model_copy(update={"epochs": epochs, "patience": epochs}),
+        config.teacher,
+        config.teacher_weight,
+        config.init,
+        (*config.restarts, restart),
+    )
+    write_config(run_dir, extended.train)
+    write_extra(run_dir, extended)
+    log.info("%s extended to %d epochs: %s", run_dir, epochs, restart)
+    return extended
+
+
+def write_extra(run_dir: Path, config: CampaignConfig) -> None:
+    extra = {
+        "teacher": config.teacher,
+        "teacher_weight": config.teacher_weight,
+        "init": config.init,
+        "restarts": [asdict(restart) for restart in config.restarts],
+    }
+    (run_dir / "campaign.json").write_text(json.dumps(extra, indent=2) + "\n")
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -286,12 +356,16 @@ def prepare(run_dir: Path, carry: Path | None, fresh: CampaignConfig) -> Campaig
         copy_state(carry, run_dir)
     if config_path.is_file():
         extra = json.loads((run_dir / "campaign.json").read_text())
-        train = read_config(run_dir)
-        return CampaignConfig(train, extra["teacher"], extra["teacher_weight"], extra["init"])
+        return CampaignConfig(
+            read_config(run_dir),
+            extra["teacher"],
+            extra["teacher_weight"],
+            extra["init"],
+            tuple(Restart(**restart) for restart in extra.get("restarts", [])),
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, fresh.train)
-    extra = {"teacher": fresh.teacher, "teacher_weight": fresh.teacher_weight, "init": fresh.init}
-    (run_dir / "campaign.json").write_text(json.dumps(extra, indent=2) + "\n")
+    write_extra(run_dir, fresh)
     return fresh
 
 
@@ -332,6 +406,14 @@ class CampaignSettings(CommandSettings):
     )
     seed: int = 2026
     limit: int = Field(default=0, ge=0, description="Faces per split (0: all; smoke tests).")
+    extend_to: int = Field(
+        default=0,
+        ge=0,
+        description="Extend a finished run to this many epochs by a warm restart (0: no).",
+    )
+    restart_lr: float = Field(
+        default=0.005, gt=0, description="The warm restart's peak learning rate."
+    )
 
     @field_validator("carry", mode="before")
     @classmethod
@@ -370,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = Budget(settings.budget_minutes)
     carry, run_dir = settings.carry, settings.run_dir
     config = prepare(run_dir, carry, settings.new_run())
+    if settings.extend_to:
+        config = extend(run_dir, config, settings.extend_to, settings.restart_lr)
     import keras
 
     keras.utils.set_random_seed(config.train.seed)

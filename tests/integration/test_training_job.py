@@ -201,6 +201,17 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert campaign.main([*args, "--run-dir", str(run_dir)]) == 0
     assert _history_epochs(run_dir) == [0, 1, 2]
     assert _history_epochs(carry) == [0, 1, 2]
+    # A finished run goes on only by a warm restart: a new schedule from the last weights,
+    # its optimizer steps counted afresh (the first schedule ended at a learning rate of 0).
+    steps_per_epoch = _optimizer_steps(run_dir) // 3
+    extend = [*args, "--run-dir", str(run_dir), "--extend-to", "4", "--restart-lr", "0.01"]
+    assert campaign.main(extend) == 0
+    assert _history_epochs(run_dir) == [0, 1, 2, 3]
+    assert _optimizer_steps(run_dir) == steps_per_epoch
+    restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
+    assert restarts == [{"epoch": 3, "epochs": 1, "learning_rate": 0.01}]
+    assert campaign.main(extend) == 0  # the same options again: nothing more to do
+    assert _history_epochs(run_dir) == [0, 1, 2, 3]
     # training.train exports the student like any run: model, .tflite and metadata.
     model = tmp_path / "student.keras"
     export = ["--export-only", "--run-dir", str(run_dir), "--output", str(model)]
@@ -215,6 +226,15 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert train.main([*export, "--no-mirror", "--replace"]) == 0
     assert "mirror" not in read_metadata(model).preprocessing
     assert _answers(model, faces) != pytest.approx(_answers(model, mirrored), abs=1e-3)
+
+
+def _optimizer_steps(run_dir: Path) -> int:
+    import keras
+
+    from shared.keras_layers import CUSTOM_OBJECTS
+
+    model = keras.saving.load_model(run_dir / "last.keras", custom_objects=CUSTOM_OBJECTS)
+    return int(model.optimizer.iterations)
 
 
 def _answers(model: Path, faces: np.ndarray) -> list[float]:
