@@ -90,7 +90,8 @@ def score(
     for scene, dets in zip(scenes, detections, strict=True):
         truth = [_visible(face.box_xywh) for face in scene.faces]
         matched = match(truth, [d.box_xywh for d in dets])
-        false += len(dets) - len(matched)
+        rest = [d.box_xywh for i, d in enumerate(dets) if i not in matched.values()]
+        false += len(rest) - len(match([_visible(box) for box in scene.ignored], rest))
         for ti, face in enumerate(scene.faces):
             faces += 1
             if ti in matched:

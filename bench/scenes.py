@@ -89,6 +89,8 @@ class TruthFace:
 class Scene:
     jpeg: bytes
     faces: tuple[TruthFace, ...]
+    #: Faces drawn but mostly hidden: neither a miss when not found nor false when found.
+    ignored: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def photo_bgr(name: str) -> Image:
@@ -463,7 +465,8 @@ def make_shots(
     them: new background, new faces, new camera. In a shot 1-3 faces move by up to 12 px a
     frame, come closer or go away by up to 1.5% a frame, turn by up to 2 degrees a frame
     (within +-20), and some enter late or leave early; a face mostly hidden behind a later one
-    is left out of the truth. Returns the frames and the index of each shot's first frame."""
+    is left out of the truth and kept as ignored (found or not, it does not count). Returns
+    the frames and the index of each shot's first frame."""
     if kind not in KINDS:
         raise ValueError(f"scene kind {kind!r}: expected one of {', '.join(KINDS)}")
     out: list[Scene] = []
@@ -486,12 +489,16 @@ def make_shots(
                     _draw_figure(frame, box, mover.figure, _skin(image, mover.tint))
             for mover, box, image in zip(shown, boxes, grey, strict=True):
                 _paste(frame, image, box, mover.tint, mover.roll, blend=kind == "heads")
+            hidden = [_hidden(box, boxes[i + 1 :]) for i, box in enumerate(boxes)]
             truth = [
                 TruthFace(box, int(labels[mover.index]), mover.index)
-                for i, (mover, box) in enumerate(zip(shown, boxes, strict=True))
-                if not _hidden(box, boxes[i + 1 :])
+                for mover, box, gone in zip(shown, boxes, hidden, strict=True)
+                if not gone
             ]
-            out.append(Scene(_shoot(frame, np.random.default_rng(camera_seed)), tuple(truth)))
+            ignored = tuple(box for box, gone in zip(boxes, hidden, strict=True) if gone)
+            out.append(
+                Scene(_shoot(frame, np.random.default_rng(camera_seed)), tuple(truth), ignored)
+            )
             for mover in movers:
                 _step(mover, sides)
     return out, starts

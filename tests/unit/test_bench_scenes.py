@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.accuracy import Detection, match, score
-from bench.scenes import FRAME_WH, backgrounds, make_scene
+from bench.scenes import FRAME_WH, backgrounds, make_scene, make_shots
 from shared.image import decode_jpeg
 
 
@@ -53,6 +53,33 @@ def test_score_counts_found_right_false_and_the_ceiling() -> None:
     assert result["false_per_frame"] == 1.0
     assert result["accuracy_found"] == 1.0
     assert result["gap"] == 0.0
+
+
+def test_a_face_left_out_of_the_truth_as_hidden_is_neither_found_nor_false() -> None:
+    from dataclasses import replace
+
+    faces, labels = _faces()
+    scene = make_scene(np.random.default_rng(5), faces, labels, [])
+    behind = (400, 300, 80, 80)
+    dets = [Detection(behind, 0), Detection((600, 0, 5, 5), 0)]
+    ceiling = np.ones(len(scene.faces), bool)
+    assert score([scene], [dets], ceiling)["false_per_frame"] == 2.0
+    hidden = replace(scene, ignored=(behind,))
+    result = score([hidden], [dets], ceiling)
+    assert result["false_per_frame"] == 1.0
+    assert result["recall"] == 0.0
+    assert result["faces"] == len(scene.faces)
+
+
+def test_shots_keep_the_faces_they_hide_as_ignored() -> None:
+    faces, labels = _faces()
+    scenes, starts = make_shots(np.random.default_rng(2), faces, labels, backgrounds(), 30)
+    assert starts[0] == 0 and len(starts) == 30
+    ignored = [box for scene in scenes for box in scene.ignored]
+    assert ignored, "no face was hidden in 30 shots"
+    for scene in scenes:
+        truth = {face.box_xywh for face in scene.faces}
+        assert not truth & set(scene.ignored)
 
 
 def test_a_rolled_scene_tilts_the_same_faces_in_the_same_places() -> None:
