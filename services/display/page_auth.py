@@ -23,6 +23,7 @@ from __future__ import annotations
 import hmac
 import html
 import logging
+import math
 import secrets
 import threading
 import time
@@ -251,7 +252,7 @@ def _login_page(status: HTTPStatus = HTTPStatus.OK, message: str = "", **headers
 def _too_soon(wait_s: float) -> Response:
     return _login_page(
         HTTPStatus.TOO_MANY_REQUESTS,
-        f"Too many attempts: wait {wait_s:.0f} s.",
+        f"Too many attempts: wait {math.ceil(wait_s)} s.",
         **{"Retry-After": str(max(1, round(wait_s + 0.5)))},
     )
 
