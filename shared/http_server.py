@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 import uvicorn
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -133,6 +133,12 @@ class _App:
         else:
             try:
                 response = await route(request)
+            except ClientDisconnect:
+                # Gone before its body came (a closed tab, a dropped link): nothing to answer.
+                log.info(
+                    "%s: %s %s: the client went away", self._name, request.method, request.url.path
+                )
+                return
             except Exception:
                 log.exception("%s: %s %s failed", self._name, request.method, request.url.path)
                 response = reply(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain", b"error\n")

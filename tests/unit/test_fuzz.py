@@ -25,6 +25,7 @@ from services.display.page_auth import PageAuth, protect
 from shared.http_server import HttpServer, Request, Response, reply
 from shared.messages import SCHEMA_VERSION
 from shared.wire import MESSAGE_TYPES, WireError, decode
+from tests.waiting import wait_for
 
 # Hundreds of examples a test: part of `make test`, not of the quick loop (`make unit`).
 pytestmark = pytest.mark.slow
@@ -119,6 +120,17 @@ def _exchange(port: int, request: bytes) -> bytes:
         except ConnectionResetError:
             pass
     return answer
+
+
+def test_a_client_gone_before_its_form_came_is_no_error(
+    page: HttpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    head = b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n"
+    assert _exchange(page.port, head + b"token=") == b""
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    wait_for(lambda: "POST /login: the client went away" in caplog.text, 5.0, "the log line")
+    assert _exchange(page.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 
 
 _token = st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=24)
