@@ -250,10 +250,11 @@ def _login_page(status: HTTPStatus = HTTPStatus.OK, message: str = "", **headers
 
 
 def _too_soon(wait_s: float) -> Response:
+    seconds = max(1, math.ceil(wait_s))
     return _login_page(
         HTTPStatus.TOO_MANY_REQUESTS,
-        f"Too many attempts: wait {math.ceil(wait_s)} s.",
-        **{"Retry-After": str(max(1, round(wait_s + 0.5)))},
+        f"Too many attempts: wait {seconds} s.",
+        **{"Retry-After": str(seconds)},
     )
 
 
