@@ -6,7 +6,11 @@ Faces are real crops from the demo recording. TensorFlow uses the GPU by itself 
 one (the JSON's machine.gpus says which). Each (batch size, path) runs ``--seconds``.
 
     .venv/bin/python -m bench.classifier [--seconds 3] [--batches 1,2,4,8,16,32,64]
-        [--model models/emotion_model.keras] [--out var/bench/classifier.json]
+        [--model models/emotion_model.keras] [--against OTHER.keras]
+        [--out var/bench/classifier.json]
+
+With ``--against``, another model file's compiled path runs on the same faces right after
+ours at every batch size, and the table adds its faces/s and our cost as a share of its cost.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ class ClassifierBench(BenchSettings):
     seconds: float = Field(default=3.0, gt=0, description="Per batch size and path.")
     batches: list[int] = Field(default=list(BATCHES), description="Batch sizes.")
     model: Path = Field(default=MODEL, description="Model file.")
+    against: Path | None = Field(
+        default=None, description="Another model file whose compiled path to time beside ours."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from shared.keras_layers import load_model
 
     classifier = load_classifier(args.model)
+    other = load_classifier(args.against) if args.against is not None else None
     model = load_model(args.model)
     faces = real_faces(classifier.input_hw, max(batches))
     rows: list[dict[str, Any]] = []
@@ -87,30 +95,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         chunk = np.ascontiguousarray(faces[:batch])
         ours, ours_ms = faces_per_s(partial(classifier.classify, chunk), batch, args.seconds)
         base, base_ms = faces_per_s(partial(model.predict, chunk, verbose=0), batch, args.seconds)
-        rows.append(
-            {
-                "batch": batch,
-                "compiled_faces_per_s": ours,
-                "compiled_ms_per_call": ours_ms,
-                "predict_faces_per_s": base,
-                "predict_ms_per_call": base_ms,
-                "speedup": ours / base,
-            }
-        )
-    print_table(
-        ["batch", "compiled faces/s", "ms/call", "predict faces/s", "ms/call", "x predict"],
-        [
-            [
-                r["batch"], r["compiled_faces_per_s"], r["compiled_ms_per_call"],
-                r["predict_faces_per_s"], r["predict_ms_per_call"], r["speedup"],
-            ]
-            for r in rows
-        ],
-    )  # fmt: skip
+        row: dict[str, Any] = {
+            "batch": batch,
+            "compiled_faces_per_s": ours,
+            "compiled_ms_per_call": ours_ms,
+            "predict_faces_per_s": base,
+            "predict_ms_per_call": base_ms,
+            "speedup": ours / base,
+        }
+        if other is not None:
+            theirs, _ = faces_per_s(partial(other.classify, chunk), batch, args.seconds)
+            row |= {"against_faces_per_s": theirs, "cost_vs_against": theirs / ours}
+        rows.append(row)
+    headers = ["batch", "compiled faces/s", "ms/call", "predict faces/s", "ms/call", "x predict"]
+    keys = ["batch", "compiled_faces_per_s", "compiled_ms_per_call", "predict_faces_per_s",
+            "predict_ms_per_call", "speedup"]  # fmt: skip
+    if other is not None:
+        headers += ["against faces/s", "cost / against"]
+        keys += ["against_faces_per_s", "cost_vs_against"]
+    print_table(headers, [[r[k] for k in keys] for r in rows])
     write_result(
         args.out_file("classifier"),
         "classifier",
-        {"model": str(args.model), "model_version": classifier.version, "rows": rows},
+        {
+            "model": str(args.model),
+            "model_version": classifier.version,
+            "against": str(args.against) if args.against is not None else None,
+            "rows": rows,
+        },
     )
     return 0
 

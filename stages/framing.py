@@ -7,10 +7,10 @@ detector's box (each detector plugin carries its own, ``detectors.framing_for``)
 training faces by ``python -m bench.accuracy --fit`` (where a
 detector found a pasted FER2013 face, the square it was pasted into is the frame to learn).
 The crop is square even at the frame's edge: what lies outside is the edge pixels repeated,
-never a squeezed face. Where the detector found the eyes, the crop is turned so that the eye
-line is level (``align_roll``): FER2013's faces are mostly upright; on the accuracy bench's
-scenes levelling changes nothing measurable for heads tilted by up to 25 degrees and wins 4.3
-points where they tilt by up to 40 (docs/benchmarks.md, "Roll").
+never a squeezed face. Where the detector found the eyes, the crop can be turned so that the
+eye line is level (``align_roll``, off by default in the services): the shipped network learned
+heads tilted by up to 15 degrees, and on whole heads leaving the tilt did as well or better up
+to 15 degrees; levelling wins where heads tilt further (docs/benchmarks.md, "Roll").
 """
 
 from __future__ import annotations

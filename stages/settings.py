@@ -74,9 +74,11 @@ class FaceSettings(ServiceSettings):
         "the framing fitted for the detector (stages/framing.py).",
     )
     align_roll: bool = Field(
-        default=True,
+        default=False,
         description="Turn each face's crop so that its eye line is level before the model sees "
-        "it (BlazeFace detectors, which find the eyes; the others give no roll).",
+        "it (BlazeFace detectors, which find the eyes; the others give no roll). Off by "
+        "default: the shipped network learned heads tilted by up to 15 degrees, and levelling "
+        'helps only where they tilt further (docs/benchmarks.md, "Roll").',
     )
     tf_threads: int = Field(
         default=0,

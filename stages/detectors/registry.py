@@ -139,7 +139,7 @@ def detector_for(settings: BaseModel) -> FaceDetector:
 _DETECTION_FIELDS = frozenset({"min_face_px", "detect_max_width", "tf_threads", "full_every"})
 
 
-def framing_for(detector: str, margin: float = 0.0, align_roll: bool = True) -> Framing:
+def framing_for(detector: str, margin: float = 0.0, align_roll: bool = False) -> Framing:
     """The fitted framing of ``detector`` (identity for an unknown name), grown by ``margin``,
     turned with the face's roll where ``align_roll`` and the detector's fit both say so."""
     _load_all()
