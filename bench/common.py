@@ -93,18 +93,33 @@ def time_calls(call: Callable[[int], object], count: int, budget_s: float) -> li
     return seconds
 
 
+#: CPU features that decide what the classifier's int8 weights cost (VNNI: int8 dot products;
+#: without it XNNPACK's int8 kernels run no faster than float32 here).
+SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_model_and_simd(cpuinfo: str) -> tuple[str, list[str]]:
+    """The first processor's model name in ``/proc/cpuinfo`` text and which of ``SIMD_FLAGS``
+    it has ('' and [] where the text does not say)."""
+    first: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            first.setdefault(key.strip(), value.strip())
+    present = set(first.get("flags", "").split())
+    return first.get("model name", ""), [flag for flag in SIMD_FLAGS if flag in present]
+
+
 def machine() -> dict[str, Any]:
-    """Where a result was measured: CPU, cores, load, GPU (when TensorFlow sees one)."""
-    cpu = platform.processor() or platform.machine()
+    """Where a result was measured: CPU, its SIMD features, cores, load, GPU (when TensorFlow
+    sees one)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpu, simd = cpu_model_and_simd(Path("/proc/cpuinfo").read_text())
     except OSError:
-        pass
+        cpu, simd = "", []
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "simd": simd,
         "cores": os.cpu_count(),
         "load_1m": os.getloadavg()[0],
         "python": platform.python_version(),
