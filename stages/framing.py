@@ -9,8 +9,8 @@ detector found a pasted FER2013 face, the square it was pasted into is the frame
 The crop is square even at the frame's edge: what lies outside is the edge pixels repeated,
 never a squeezed face. Where the detector found the eyes, the crop can be turned so that the
 eye line is level (``align_roll``, off by default in the services): the shipped network learned
-heads tilted by up to 15 degrees, and on whole heads leaving the tilt did as well or better up
-to 15 degrees; levelling wins where heads tilt further (docs/benchmarks.md, "Roll").
+heads tilted by up to 15 degrees, and on whole heads tilted that far levelling was within the
+noise either way; it wins where heads tilt further (docs/benchmarks.md, "Roll").
 """
 
 from __future__ import annotations
