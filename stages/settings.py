@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 
 from shared.settings import ServiceSettings
 
-from .detectors.registry import detector_names
+from .detectors.registry import ALIGN_ROLL_DEFAULT, detector_names
 
 __all__ = ["DEFAULT_MODEL_PATH", "DetectorName", "FaceSettings"]
 
@@ -74,7 +74,7 @@ class FaceSettings(ServiceSettings):
         "the framing fitted for the detector (stages/framing.py).",
     )
     align_roll: bool = Field(
-        default=False,
+        default=ALIGN_ROLL_DEFAULT,
         description="Turn each face's crop so that its eye line is level before the model sees "
         "it (BlazeFace detectors, which find the eyes; the others give no roll). Off by "
         "default: the shipped network learned heads tilted by up to 15 degrees, and levelling "

@@ -25,6 +25,7 @@ from ..framing import Framing
 from .base import DetectorError, FaceDetector
 
 __all__ = [
+    "ALIGN_ROLL_DEFAULT",
     "DetectorConfig",
     "DetectorPlugin",
     "build_detector",
@@ -139,7 +140,15 @@ def detector_for(settings: BaseModel) -> FaceDetector:
 _DETECTION_FIELDS = frozenset({"min_face_px", "detect_max_width", "tf_threads", "full_every"})
 
 
-def framing_for(detector: str, margin: float = 0.0, align_roll: bool = False) -> Framing:
+#: Whether crops are turned level on the eye line unless told otherwise (the worker's
+#: ``align_roll`` setting and every caller of ``framing_for`` share it): off, because the shipped
+#: network learned heads tilted by up to 15 degrees (docs/benchmarks.md, "Roll").
+ALIGN_ROLL_DEFAULT = False
+
+
+def framing_for(
+    detector: str, margin: float = 0.0, align_roll: bool = ALIGN_ROLL_DEFAULT
+) -> Framing:
     """The fitted framing of ``detector`` (identity for an unknown name), grown by ``margin``,
     turned with the face's roll where ``align_roll`` and the detector's fit both say so."""
     _load_all()
