@@ -45,12 +45,19 @@ def test_score_counts_found_right_false_and_the_ceiling() -> None:
     faces, labels = _faces()
     scene = make_scene(np.random.default_rng(5), faces, labels, [])
     truth = scene.faces
-    dets = [Detection(truth[0].box_xywh, truth[0].label), Detection((600, 0, 5, 5), 0)]
+    x, y, side, _ = truth[0].box_xywh
+    dets = [
+        Detection(truth[0].box_xywh, truth[0].label),
+        Detection((600, 0, 5, 5), 0),
+        # On the same face, at a fifth of its side: too small to match it, yet not away.
+        Detection((x + 2 * side // 5, y + 2 * side // 5, side // 5, side // 5), 0),
+    ]
     ceiling = np.ones(len(truth), bool)
     result = score([scene], [dets], ceiling)
     assert result["faces"] == len(truth)
     assert result["recall"] == 1 / len(truth)
-    assert result["false_per_frame"] == 1.0
+    assert result["false_per_frame"] == 2.0
+    assert result["false_away_per_frame"] == 1.0
     assert result["accuracy_found"] == 1.0
     assert result["gap"] == 0.0
 
@@ -66,7 +73,7 @@ def test_a_face_left_out_of_the_truth_as_hidden_is_neither_found_nor_false() -> 
     assert score([scene], [dets], ceiling)["false_per_frame"] == 2.0
     hidden = replace(scene, ignored=(behind,))
     result = score([hidden], [dets], ceiling)
-    assert result["false_per_frame"] == 1.0
+    assert result["false_per_frame"] == result["false_away_per_frame"] == 1.0
     assert result["recall"] == 0.0
     assert result["faces"] == len(scene.faces)
 
