@@ -49,6 +49,7 @@ if str(ROOT) not in sys.path:  # `python bench/accuracy.py` as well as `python -
 from bench.common import BenchSettings  # noqa: E402
 from shared.image import iou_matrix_xywh  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
+from stages.views import DEFAULT_POLICY, MirrorPolicy  # noqa: E402
 
 MATCH_IOU = 0.3
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "fer2013"
@@ -210,11 +211,18 @@ class Followed:
     detect_ms: list[float]
 
 
-def follow(detector_name: str, streams: Sequence[Sequence[Any]], classifier: Any) -> Followed:
+def follow(
+    detector_name: str,
+    streams: Sequence[Sequence[Any]],
+    classifier: Any,
+    mirror: MirrorPolicy | None = None,
+) -> Followed:
     """Each of ``streams`` (frames in order) as one stream through the worker's detector,
-    classifier and tracker at their default settings; the frames' results, streams in order."""
+    classifier and tracker at their default settings (the views of each face as ``mirror``
+    chooses, else as the worker's default); the frames' results, streams in order."""
     from services.inference.settings import WorkerSettings
     from shared.labels import EMOTIONS
+    from stages.batching import classify_frames
     from stages.faces import label_faces
     from stages.tracker import tracker_for
 
@@ -225,7 +233,8 @@ def follow(detector_name: str, streams: Sequence[Sequence[Any]], classifier: Any
     for number, frames in enumerate(streams):
         for seq, scene in enumerate(frames):
             prepared = prepare(scene, f"stream-{number}", seq)
-            probabilities = classifier.classify(prepared.faces_gray)
+            policy = mirror or settings.mirror
+            (probabilities,), _ = classify_frames([prepared], classifier, policy)
             shown = label_faces(prepared, probabilities, tracker)
             raw = np.argmax(probabilities, axis=1)
             out.detections.append(
@@ -378,7 +387,7 @@ def moving(
     right = ceiling(classifier, scenes, faces)
     rows = []
     for name in detectors:
-        followed = follow(name, [scenes], classifier)
+        followed = follow(name, [scenes], classifier, args.mirror)
         rows.append(
             {
                 "path": f"ours, {name}",
@@ -437,6 +446,11 @@ class AccuracyBench(BenchSettings):
         description="Shots of 8-24 frames, cut one to the next, faces moving (every detector).",
     )
     fit: bool = Field(default=False, description="Fit each detector's framing on train/.")
+    mirror: MirrorPolicy = Field(
+        default=DEFAULT_POLICY,
+        description="The views of each face in shots and clips (stages.views; the worker's "
+        "default); still scenes see both views of every face.",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -532,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             make_clip(rng, faces, labels, photos, 12, kind=args.kind) for _ in range(args.clips)
         ]
         shown = shown_vs_raw(
-            [scene for clip in clips for scene in clip], follow(detectors[0], clips, classifier)
+            [scene for clip in clips for scene in clip],
+            follow(detectors[0], clips, classifier, args.mirror),
         )
         print(
             f"\nclips ({detectors[0]}): {shown['frames']} frames, {shown['faces_found']} faces "

@@ -20,17 +20,18 @@ Then, from the repository root (fer's half runs as ``bench/fer_half.py loop`` un
 
     .venv/bin/python -m bench.fer_baseline [--seconds 15] [--detectors haar,blazeface]
         [--models models/emotion_model.keras,runs/other/emotion_model.keras]
+        [--mirror alternate,always]
         [--fer-python .venv-bench/bin/python] [--out var/bench/fer_baseline.json]
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -38,32 +39,35 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.common import MODEL, ROOT, BenchSettings, print_table, write_result
 from bench.fer_half import loop_fps, recorded_frames, run_fer_half
+from shared.messages import FrameHeader
 from shared.settings import load_settings
+from stages.batching import classify_frames
 from stages.classifier import load_classifier
 from stages.detectors import build_detector, framing_for
-from stages.framing import model_crop
+from stages.faces import prepare_image
+from stages.views import DEFAULT_POLICY, MirrorPolicy
 
 
-def ours(detector_name: str, model: Path, seconds: float) -> dict[str, Any]:
-    """Our detector and classifier, in this process, on the same frames."""
+def ours(detector_name: str, model: Path, seconds: float, mirror: MirrorPolicy) -> dict[str, Any]:
+    """Our detector and classifier, in this process, on the same frames: the worker's stages
+    (detect, crop, classify each face as ``mirror`` chooses its views) on decoded frames."""
     classifier = load_classifier(model)
     detector = build_detector(detector_name)
     framing = framing_for(detector_name)
+    seq = itertools.count()
 
     def step(frame: Any) -> int:
-        found = detector.detect(frame)
-        if found:
-            faces = np.stack(
-                [
-                    model_crop(frame, face.box_xywh, framing, classifier.input_hw, face.roll_deg)
-                    for face in found
-                ]
-            )
-            classifier.classify(faces[..., np.newaxis])
-        return len(found)
+        header = FrameHeader(
+            stream_id="bench", seq=next(seq), captured_at_ns=1, width=640, height=480
+        )
+        prepared = prepare_image(
+            header, frame, detector=detector, input_hw=classifier.input_hw, framing=framing
+        )
+        classify_frames([prepared], classifier, mirror)
+        return len(prepared.boxes_xywh)
 
     result = loop_fps(step, recorded_frames(), seconds)
-    return {"name": f"ours ({detector_name} + {classifier.version})", **result}
+    return {"name": f"ours ({detector_name} + {classifier.version}, mirror {mirror})", **result}
 
 
 class FerBaselineBench(BenchSettings):
@@ -77,6 +81,10 @@ class FerBaselineBench(BenchSettings):
     models: list[Path] = Field(
         default=[MODEL], description="Model files, each with every detector."
     )
+    mirror: list[MirrorPolicy] = Field(
+        default=[DEFAULT_POLICY],
+        description="Mirror views policies (stages.views), each with every model and detector.",
+    )
     fer_python: Path = Field(
         default=ROOT / ".venv-bench" / "bin" / "python", description="fer's venv's Python."
     )
@@ -86,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = load_settings(FerBaselineBench, argv)
     baseline = run_fer_half(args.fer_python, "loop", str(args.seconds), args.seconds + 180)
     rows = [baseline] + [
-        ours(name, model, args.seconds) for model in args.models for name in args.detectors
+        ours(name, model, args.seconds, mirror)
+        for model in args.models
+        for name in args.detectors
+        for mirror in args.mirror
     ]
     for row in rows:
         row["fps_vs_fer"] = row["fps"] / baseline["fps"]

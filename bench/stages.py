@@ -2,12 +2,13 @@
 
 decode: the worker's ``decode_jpeg`` of the capture's JPEG; detect: the chosen detector on the
 640x480 frame; crop: ``model_crop`` of every face found (the worker's framing); classify: one
-``classify`` call with the frame's faces; encode: ``encode_jpeg`` of the 640x480 frame (what
+``classify`` call with the frame's faces, each in the views the worker's ``--mirror`` chooses
+(``stages.views``); encode: ``encode_jpeg`` of the 640x480 frame (what
 capture does per frame, and the display per frame it serves). Runs the recording in a loop
 for ``--seconds``.
 
     .venv/bin/python -m bench.stages [--detectors haar,blazeface] [--seconds 10]
-        [--out var/bench/stages.json]
+        [--mirror alternate] [--out var/bench/stages.json]
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from shared.settings import load_settings
 from stages.classifier import Classifier, load_classifier
 from stages.detectors import build_detector, framing_for
 from stages.framing import model_crop
+from stages.views import DEFAULT_POLICY, MirrorPolicy, choose_views
 
 STAGES = ("decode", "detect", "crop", "classify", "encode")
 
@@ -52,8 +54,10 @@ def measure(
     classifier: Classifier,
     frames: Sequence[RecordedFrame],
     seconds: float,
+    mirror: MirrorPolicy = DEFAULT_POLICY,
 ) -> dict[str, Any]:
-    """Seconds per stage per frame for one detector, over the looped recording."""
+    """Seconds per stage per frame for one detector, over the looped recording; each face
+    classified in the views ``mirror`` chooses."""
     detector = build_detector(detector_name)
     framing = framing_for(detector_name)
     detector.detect(frames[0].frame_bgr)
@@ -79,7 +83,8 @@ def measure(
             else np.zeros((0, *classifier.input_hw, 1), np.uint8)
         )
         t3 = time.perf_counter()
-        classifier.classify(faces)
+        views = choose_views([f.track_id for f in found], [f.age for f in found], mirror)
+        classifier.classify(faces, views)
         t4 = time.perf_counter()
         encode_jpeg(frame_bgr)
         t5 = time.perf_counter()
@@ -108,13 +113,14 @@ class StagesBench(BenchSettings):
     detectors: list[str] = Field(default=["haar", "blazeface"], description="Detectors.")
     seconds: float = Field(default=10.0, gt=0, description="Per detector.")
     model: Path = Field(default=MODEL, description="Model file.")
+    mirror: MirrorPolicy = Field(default=DEFAULT_POLICY, description="Views (stages.views).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = load_settings(StagesBench, argv)
     classifier = load_classifier(args.model)
     frames = load_frames()
-    results = [measure(n, classifier, frames, args.seconds) for n in args.detectors]
+    results = [measure(n, classifier, frames, args.seconds, args.mirror) for n in args.detectors]
     rows = []
     for result in results:
         for stage in (*STAGES, "total"):

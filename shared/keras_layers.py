@@ -13,7 +13,9 @@ PACKAGE = "emojify"
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class HorizontalFlip(keras.layers.Layer):
-    """Mirror images left to right, always (test-time augmentation, not a random layer)."""
+    """Mirror images left to right, always (test-time augmentation, not a random layer). Model
+    files written before the worker chose each face's views (metadata ``mirror: inside``)
+    hold it; it stays so that they still load."""
 
     def call(self, images: Any) -> Any:
         return ops.flip(images, axis=-2)

@@ -61,6 +61,12 @@ class ModelMetadata(BaseModel):
     content_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     tflite_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     tflite_weights: TfliteWeights | None = None
+    mirror: Literal["inside", "worker"] = Field(
+        default="inside",
+        description="inside: the model averages each face with its mirror image itself (files "
+        "written before 2026-12-07); worker: the model sees each face as given, and the worker "
+        "chooses the views (stages/views.py).",
+    )
 
     @field_validator("labels")
     @classmethod

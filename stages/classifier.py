@@ -18,14 +18,7 @@ import numpy.typing as npt
 from shared.labels import EMOTIONS, NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata, read_metadata
 
-from .model_base import (
-    Classifier,
-    LoadedModel,
-    Probabilities,
-    check_warm_up,
-    empty_probabilities,
-    validate_faces,
-)
+from .model_base import Classifier, LoadedModel, Probabilities, check_warm_up
 
 __all__ = [
     "Classifier",
@@ -149,13 +142,8 @@ class KerasClassifier(LoadedModel):
         )
         return classifier
 
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
-        """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1)."""
-        validate_faces(faces_gray, self.input_hw)
-        if faces_gray.shape[0] == 0:
-            return empty_probabilities()
-        output = self._predict(np.ascontiguousarray(faces_gray))
-        return np.asarray(output, dtype=np.float32)
+    def _run(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
+        return np.asarray(self._predict(faces_gray), dtype=np.float32)
 
 
 def _check_shapes(model: Any, metadata: ModelMetadata, path: Path) -> None:

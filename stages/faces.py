@@ -38,8 +38,10 @@ class PreparedFrame:
     decode_ms: float = 0.0
     detect_ms: float = 0.0
     error: str | None = None
-    #: The detector's identity of each face (``DetectedFace.track_id``), where it follows faces.
+    #: The detector's identity of each face (``DetectedFace.track_id``), where it follows faces,
+    #: and the frames it followed each before this one (``DetectedFace.age``).
     track_ids: tuple[int | None, ...] = ()
+    ages: tuple[int, ...] = ()
 
 
 def _ms_since(start_ns: int) -> float:
@@ -117,6 +119,7 @@ def prepare_image(
         decode_ms=decode_ms,
         detect_ms=_ms_since(detect_start_ns),
         track_ids=tuple(f.track_id for f in found),
+        ages=tuple(f.age for f in found),
     )
 
 

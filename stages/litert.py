@@ -20,13 +20,7 @@ import numpy.typing as npt
 from shared.labels import NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata, read_tflite
 
-from .model_base import (
-    LoadedModel,
-    Probabilities,
-    check_warm_up,
-    empty_probabilities,
-    validate_faces,
-)
+from .model_base import LoadedModel, Probabilities, check_warm_up
 
 __all__ = ["MAX_BATCH", "LiteRtClassifier"]
 
@@ -94,12 +88,7 @@ class LiteRtClassifier(LoadedModel):
         )
         return classifier
 
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
-        """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1)."""
-        validate_faces(faces_gray, self.input_hw)
-        if faces_gray.shape[0] == 0:
-            return empty_probabilities()
-        faces = np.ascontiguousarray(faces_gray)
+    def _run(self, faces: npt.NDArray[np.uint8]) -> Probabilities:
         chunks = [
             self._run_chunk(faces[i : i + MAX_BATCH]) for i in range(0, len(faces), MAX_BATCH)
         ]

@@ -3,6 +3,7 @@ share: the model's metadata, input checks, and the warm-up check at load."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +13,8 @@ import numpy.typing as npt
 from shared.image import SizeHW
 from shared.labels import NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelMetadata
+
+from .views import View, average_views, view_rows
 
 __all__ = [
     "Classifier",
@@ -36,7 +39,12 @@ class Classifier(Protocol):
     @property
     def input_hw(self) -> SizeHW: ...
 
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities: ...
+    def classify(
+        self, faces_gray: npt.NDArray[np.uint8], views: Sequence[View] | None = None
+    ) -> Probabilities:
+        """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1), each seen as
+        its ``views`` entry (``stages.views``; default: both views of every face)."""
+        ...
 
 
 def validate_faces(faces_gray: npt.NDArray[np.uint8], input_hw: SizeHW) -> None:
@@ -67,10 +75,30 @@ def check_warm_up(classifier: Classifier, path: Path) -> None:
 
 
 class LoadedModel:
-    """What both runtimes' classifiers say of the model they hold, from its metadata."""
+    """What both runtimes' classifiers share: what they say of the model they hold (from its
+    metadata), and ``classify``, which lays out each face's views for the runtime's ``_run``."""
 
     _metadata: ModelMetadata
     _path: Path
+
+    def classify(
+        self, faces_gray: npt.NDArray[np.uint8], views: Sequence[View] | None = None
+    ) -> Probabilities:
+        """Probabilities (N, 7) in EMOTIONS order for uint8 faces (N, H, W, 1), each seen as
+        its ``views`` entry (default: both views of every face). A model that averages each
+        face with its mirror image itself (metadata ``mirror: inside``) sees each face once
+        whatever ``views`` says."""
+        validate_faces(faces_gray, self.input_hw)
+        if faces_gray.shape[0] == 0:
+            return empty_probabilities()
+        if self._metadata.mirror == "inside":
+            return self._run(np.ascontiguousarray(faces_gray))
+        chosen: Sequence[View] = ["both"] * len(faces_gray) if views is None else views
+        return average_views(self._run(view_rows(faces_gray, chosen)), chosen)
+
+    def _run(self, faces_gray: npt.NDArray[np.uint8]) -> Probabilities:
+        """The network on each row of ``faces_gray`` (N >= 1, checked), (N, 7) out."""
+        raise NotImplementedError
 
     @property
     def version(self) -> str:

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 from shared.settings import ServiceSettings
 
 from .detectors.registry import ALIGN_ROLL_DEFAULT, detector_names
+from .views import DEFAULT_POLICY, MirrorPolicy
 
 __all__ = ["DEFAULT_MODEL_PATH", "DetectorName", "FaceSettings"]
 
@@ -86,6 +87,15 @@ class FaceSettings(ServiceSettings):
         le=256,
         description="Threads of the classifier and BlazeFace on LiteRT, and TensorFlow's "
         "intra-/inter-op pools where it runs (0: every core; TensorFlow decides).",
+    )
+    mirror: MirrorPolicy = Field(
+        default=DEFAULT_POLICY,
+        description="Which views of a face the network sees (models written since 2026-12-07): "
+        "always: the face and its mirror image averaged (two passes); alternate: both for a "
+        "face seen for the first time or without a track, one a frame in turn, face and "
+        "mirror, for a face the detector follows (the smoothing averages them; half the "
+        "classifier's time); never: the face alone. "
+        'docs/benchmarks.md, "Mirror views".',
     )
     classifier_runtime: Literal["auto", "litert", "tensorflow"] = Field(
         default="auto",

@@ -27,6 +27,7 @@ TINY_METADATA: Final[dict[str, object]] = {
     "epochs": 0,
     "training_seconds": 0.0,
     "created_at": "2026-01-01T00:00:00+00:00",
+    "mirror": "worker",
 }
 
 

@@ -99,7 +99,8 @@ class CampaignConfig:
 def teacher_answers(
     run_dir: Path, teacher_path: Path, images: npt.NDArray[np.uint8]
 ) -> npt.NDArray[np.float32]:
-    """The teacher's probabilities for every training face, computed once and kept."""
+    """The teacher's probabilities for every training face (each averaged with its mirror
+    image's, as the worker answers for a face it sees once), computed once and kept."""
     path = run_dir / "teacher.npy"
     if path.is_file():
         answers = np.load(path)
@@ -107,10 +108,12 @@ def teacher_answers(
             return np.asarray(answers, np.float32)
         log.warning("%s is for another set of faces; asking the teacher again", path)
     from shared.keras_layers import load_model
+    from shared.model_file import read_metadata
+    from training.evaluate import predict_probabilities
 
     started = time.monotonic()
-    teacher = load_model(teacher_path)
-    answers = np.asarray(teacher.predict(images, batch_size=1024, verbose=0), np.float32)
+    mirror = read_metadata(teacher_path).mirror == "worker"
+    answers = predict_probabilities(load_model(teacher_path), images, mirror=mirror)
     np.save(path, answers)
     log.info(
         "teacher %s answered on %d faces in %.0f s",

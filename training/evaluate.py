@@ -23,9 +23,15 @@ from training.metrics import classification_metrics, confusion_matrix
 log = logging.getLogger("training.evaluate")
 
 
-def predict_probabilities(model: Any, images: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-    """Probabilities for (N, H, W, 1) uint8 faces, in batches, without Keras' per-call overhead."""
-    return np.asarray(model.predict(images, batch_size=256, verbose=0), dtype=np.float32)
+def predict_probabilities(
+    model: Any, images: npt.NDArray[np.uint8], mirror: bool = False
+) -> npt.NDArray[np.float32]:
+    """Probabilities for (N, H, W, 1) uint8 faces, in batches, without Keras' per-call
+    overhead; with ``mirror``, each face's averaged with its mirror image's (what the worker
+    answers for a face it sees once, ``stages.views``)."""
+    views = [images, images[:, :, ::-1]] if mirror else [images]
+    answers = [model.predict(view, batch_size=256, verbose=0) for view in views]
+    return np.asarray(np.mean(answers, axis=0), dtype=np.float32)
 
 
 def write_report(
@@ -161,8 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shared.keras_layers import load_model
         from shared.model_file import read_metadata
 
-        version = read_metadata(args.model).version
-        probabilities = predict_probabilities(load_model(args.model), examples.images)
+        metadata = read_metadata(args.model)
+        version = metadata.version
+        probabilities = predict_probabilities(
+            load_model(args.model), examples.images, mirror=metadata.mirror == "worker"
+        )
     name = args.model.name.replace(".", "-")
     report_dir = args.report_dir or Path("runs") / f"eval-{name}-{args.split}"
     metrics = write_report(report_dir, examples.labels, probabilities)

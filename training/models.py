@@ -7,7 +7,7 @@ from typing import Any
 
 import keras
 
-from shared.keras_layers import HorizontalFlip, LogitAdjustment
+from shared.keras_layers import LogitAdjustment
 from shared.labels import NUM_EMOTIONS
 
 Builder = Callable[[tuple[int, int], int], keras.Model]
@@ -128,22 +128,20 @@ def build_model(
     return ARCHITECTURES[arch](input_hw, num_classes)
 
 
-def served_model(
-    trained: Sequence[keras.Model], logit_bias: Sequence[float], mirror: bool = True
-) -> keras.Model:
+def served_model(trained: Sequence[keras.Model], logit_bias: Sequence[float]) -> keras.Model:
     """Wrap trained networks for serving: probabilities averaged over the networks (an
-    ensemble when there are several) and their mirror images, then the prior adjustment.
+    ensemble when there are several), then the prior adjustment.
 
     Takes and returns exactly what one trained network does (uint8 faces in, probabilities
-    out), so the worker needs no knowledge of any of it.
+    out), so the worker needs no knowledge of any of it; it sees each face as given (the
+    worker chooses whether to average it with its mirror image, ``stages.views``).
     """
     inputs = keras.Input(trained[0].input_shape[1:], dtype="uint8", name="face_gray")
-    views: list[Any] = [inputs, HorizontalFlip()(inputs)] if mirror else [inputs]
     outputs: list[Any] = []
     for index, net in enumerate(trained):
         # Nested models need distinct names inside one model file.
         member = keras.Model(net.input, net.output, name=f"{net.name}_{index}")
-        outputs.extend(member(view) for view in views)
+        outputs.append(member(inputs))
     probabilities = keras.layers.Average()(outputs) if len(outputs) > 1 else outputs[0]
     adjusted = LogitAdjustment(list(logit_bias), name="logit_adjustment")(probabilities)
     names = "_".join(net.name for net in trained)

@@ -95,11 +95,6 @@ class TrainSettings(CommandSettings, TrainConfig):
         description="With --export-only: also average the best checkpoints of these runs "
         "(repeatable; they must hold out the same slice of train/).",
     )
-    mirror: bool = Field(
-        default=True,
-        description="Serve each face averaged with its mirror image (two passes a network); "
-        "--no-mirror serves one pass, half the classifier's time.",
-    )
     output: Path = Field(
         default=DEFAULT_OUTPUT,
         description="Model file to write (metadata goes beside it as .json).",
@@ -322,7 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         output=settings.output,
         ensemble=settings.ensemble,
         replace=settings.replace,
-        mirror=settings.mirror,
     )
     return 0
 
@@ -337,10 +331,11 @@ def export_best(
     output: Path,
     ensemble: Sequence[Path] = (),
     replace: bool = False,
-    mirror: bool = True,
 ) -> ModelMetadata:
     """Wrap the run's best checkpoint (and those of ``ensemble`` runs) for serving, report on
-    ``val``, write the model file."""
+    ``val``, write the model file. The served model sees each face once; the worker averages
+    a face with its mirror image where it wants both (``stages.views``), and the figures here
+    are for both, what it answers for a face it sees once."""
     from shared.keras_layers import load_model
     from training.evaluate import predict_probabilities, write_report
     from training.models import served_model
@@ -366,10 +361,11 @@ def export_best(
         )
     nets = [load_model(best_path) for best_path in best_paths]
     prior = train.class_counts() / len(train)
-    plain = served_model(nets, [0.0] * len(EMOTIONS), mirror=mirror)
-    tau, bias = tune_logit_bias(predict_probabilities(plain, tune.images), tune.labels, prior)
-    model = served_model(nets, bias, mirror=mirror)
-    probabilities = predict_probabilities(model, val.images)
+    plain = served_model(nets, [0.0] * len(EMOTIONS))
+    tuned = predict_probabilities(plain, tune.images, mirror=True)
+    tau, bias = tune_logit_bias(tuned, tune.labels, prior)
+    model = served_model(nets, bias)
+    probabilities = predict_probabilities(model, val.images, mirror=True)
     history = run_dir / "history.csv"
     metrics = write_report(run_dir, val.labels, probabilities, history)
     epochs = sum(_epochs_of(run) for run in runs)
@@ -391,7 +387,8 @@ def export_best(
             "labels": list(EMOTIONS),
             "input_hw": list(INPUT_HW),
             "preprocessing": "inside the model: scale to [0,1], centre crop 40x40"
-            f"{', mirror averaging' if mirror else ''}{members}, prior adjustment tau={tau}",
+            f"{members}, prior adjustment tau={tau}",
+            "mirror": "worker",
             "architecture": "+".join(archs),
             "dataset": "FER2013",
             "train_split": f"Training minus a {config.holdout:.0%} stratified holdout",

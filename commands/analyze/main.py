@@ -39,6 +39,7 @@ from stages.framing import Framing
 from stages.model_base import Classifier
 from stages.render import AssetError, Sprites, load_sprites, render_frame
 from stages.tracker import FaceTracker, tracker_for
+from stages.views import MirrorPolicy
 
 from .inputs import FALLBACK_FPS, Frame, InputError, Inputs, open_inputs
 from .settings import AnalyzeSettings
@@ -116,6 +117,7 @@ def _result(
     classifier: Classifier,
     tracker: FaceTracker | None,
     detector: FaceDetector,
+    mirror: MirrorPolicy,
 ) -> ResultHeader:
     """One frame through detect -> crop -> classify -> label, as the worker would answer it."""
     height, width = frame.image.shape[:2] if frame.image is not None else (1, 1)
@@ -135,7 +137,7 @@ def _result(
         framing=framing,
         error=frame.error,
     )
-    (probabilities,), classify_ms = classify_frames([prepared], classifier)
+    (probabilities,), classify_ms = classify_frames([prepared], classifier, mirror)
     return finish_frame(
         prepared,
         label_faces(prepared, probabilities, tracker),
@@ -193,6 +195,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
                     classifier=classifier,
                     tracker=tracker,
                     detector=detector,
+                    mirror=settings.mirror,
                 )
                 record = _record(frame, result)
                 results.write(json.dumps(record, separators=(",", ":")) + "\n")

@@ -167,7 +167,9 @@ class FrameLoop:
     def _complete(self, batch: list[_Received]) -> None:
         """Classify the batch's faces in one call, then answer each frame in seq order."""
         classifier = self._classifier
-        rows, classify_ms = classify_frames([item.prepared for item in batch], classifier)
+        rows, classify_ms = classify_frames(
+            [item.prepared for item in batch], classifier, self._settings.mirror
+        )
         order = sorted(
             range(len(batch)),
             key=lambda i: (batch[i].prepared.header.stream_id, batch[i].prepared.header.seq),

@@ -18,11 +18,13 @@ class DetectedFace(NamedTuple):
     angle in degrees of the line from its left eye to its right eye as the image shows them
     (positive: clockwise on screen; 0.0 where a detector finds no eyes). A detector that
     follows faces from frame to frame gives each its ``track_id``: the same id is the same
-    face, a new one a face it has not seen before (after a cut, every face)."""
+    face, a new one a face it has not seen before (after a cut, every face), and its ``age``,
+    the frames it followed that face before this one (0: first seen)."""
 
     box_xywh: BoxXYWH
     roll_deg: float = 0.0
     track_id: int | None = None
+    age: int = 0
 
 
 class FaceDetector(Protocol):

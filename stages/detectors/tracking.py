@@ -164,7 +164,10 @@ class TrackingDetector:
             if found is None:
                 return None
             again[i] = found[0]
-        faces = [again[i]._replace(track_id=face.track_id) for i, face in enumerate(followed)]
+        faces = [
+            again[i]._replace(track_id=face.track_id, age=face.age + 1)
+            for i, face in enumerate(followed)
+        ]
         newcomers = [
             (face, score)
             for index, (face, score) in enumerate(seen)
@@ -177,14 +180,17 @@ class TrackingDetector:
     def _identify(
         self, found: Sequence[DetectedFace], known: Sequence[DetectedFace]
     ) -> list[DetectedFace]:
-        """``found`` with the id of the ``known`` face each is (``SAME_FACE_IOU``), else new."""
+        """``found`` with the id (and one more frame of age) of the ``known`` face each is
+        (``SAME_FACE_IOU``), else a new id."""
         matched = _pairs(found, known)
-        return [
-            face._replace(
-                track_id=known[matched[index]].track_id if index in matched else next(self._ids)
-            )
-            for index, face in enumerate(found)
-        ]
+        out = []
+        for index, face in enumerate(found):
+            if index in matched:
+                same = known[matched[index]]
+                out.append(face._replace(track_id=same.track_id, age=same.age + 1))
+            else:
+                out.append(face._replace(track_id=next(self._ids), age=0))
+        return out
 
 
 def find_again(

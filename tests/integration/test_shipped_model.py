@@ -33,6 +33,8 @@ def test_the_shipped_model_keeps_the_contract_and_the_budget() -> None:
     # The CPU workers' form of the same model, named and hashed in the metadata.
     assert metadata.tflite_weights == "int8"
     assert MODEL.with_suffix(".tflite").stat().st_size <= MAX_BYTES
+    # One view a pass: the worker chooses each face's views (stages.views).
+    assert metadata.mirror == "worker"
 
 
 def evaluate(model: Path, report_dir: Path) -> dict[str, float]:

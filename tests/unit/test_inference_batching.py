@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -12,6 +14,7 @@ from shared.messages import FrameHeader
 from stages import batching
 from stages.batching import classify_frames
 from stages.faces import PreparedFrame
+from stages.views import View
 
 
 class BrightnessClassifier:
@@ -22,16 +25,26 @@ class BrightnessClassifier:
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.views: list[View] = []
 
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    def classify(
+        self, faces_gray: npt.NDArray[np.uint8], views: Sequence[View] | None = None
+    ) -> npt.NDArray[np.float32]:
         self.batches.append(len(faces_gray))
+        self.views += list(views or [])
         out = np.zeros((len(faces_gray), NUM_EMOTIONS), np.float32)
         out[:, 0] = faces_gray.reshape(len(faces_gray), -1).mean(axis=1) / 255.0
         out[:, -1] = 1.0 - out[:, 0]
         return out
 
 
-def prepared(stream_id: str, seq: int, levels: list[int]) -> PreparedFrame:
+def prepared(
+    stream_id: str,
+    seq: int,
+    levels: list[int],
+    track_ids: tuple[int | None, ...] = (),
+    ages: tuple[int, ...] = (),
+) -> PreparedFrame:
     """A frame whose faces are uniform squares of the given gray levels."""
     faces = np.zeros((len(levels), 48, 48, 1), np.uint8)
     for index, level in enumerate(levels):
@@ -42,6 +55,8 @@ def prepared(stream_id: str, seq: int, levels: list[int]) -> PreparedFrame:
         started_ns=0,
         boxes_xywh=[(10 * i, 0, 10, 10) for i in range(len(levels))],
         faces_gray=faces,
+        track_ids=track_ids,
+        ages=ages,
     )
 
 
@@ -56,9 +71,11 @@ def test_the_time_is_the_one_model_call_and_zero_without_faces(
             return now[0]
 
     class SevenMsClassifier(BrightnessClassifier):
-        def classify(self, faces_gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        def classify(
+            self, faces_gray: npt.NDArray[np.uint8], views: Sequence[View] | None = None
+        ) -> npt.NDArray[np.float32]:
             now[0] += 7_000_000
-            return super().classify(faces_gray)
+            return super().classify(faces_gray, views)
 
     monkeypatch.setattr(batching, "time", Clock)
     classifier = SevenMsClassifier()
@@ -97,3 +114,18 @@ def test_no_faces_means_no_call_and_no_time() -> None:
     assert classifier.batches == []
     assert classify_ms == 0.0
     assert [r.shape for r in rows] == [(0, NUM_EMOTIONS), (0, NUM_EMOTIONS)]
+
+
+def test_each_face_is_seen_as_the_mirror_policy_chooses_from_its_track() -> None:
+    batch = [
+        prepared("a", 0, [10, 20], track_ids=(1, 2), ages=(0, 3)),  # born; followed, odd
+        prepared("b", 0, [30]),  # a detector without tracks
+        prepared("a", 1, [40, 50], track_ids=(1, 2), ages=(1, 4)),
+    ]
+    classifier = BrightnessClassifier()
+    classify_frames(batch, classifier)  # "alternate", the default
+    assert classifier.views == ["both", "mirror", "both", "mirror", "face"]
+    for policy, expected in (("always", "both"), ("never", "face")):
+        classifier = BrightnessClassifier()
+        classify_frames(batch, classifier, policy)
+        assert classifier.views == [expected] * 5

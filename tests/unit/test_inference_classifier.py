@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,8 +35,48 @@ def classifier(tiny_model_path: Path, request: pytest.FixtureRequest) -> Iterato
     yield loaded
 
 
-def _copy_model(source: Path, folder: Path) -> Path:
-    return copy_model(source, folder / source.name)
+def _copy_model(source: Path, folder: Path, **metadata: object) -> Path:
+    """A copy of the model in ``folder``, its metadata fields changed as ``metadata`` says."""
+    model = copy_model(source, folder / source.name)
+    if metadata:
+        meta = json.loads(metadata_path(model).read_text())
+        metadata_path(model).write_text(json.dumps({**meta, **metadata}))
+    return model
+
+
+def _both_views(model: Any, faces: np.ndarray) -> np.ndarray:
+    """What the worker answers for faces it sees once: each averaged with its mirror image."""
+    mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+    return (np.asarray(model(faces, training=False)) + np.asarray(model(mirrored))) / 2
+
+
+def test_each_face_is_seen_as_its_view_says(classifier: Classifier, tiny_model_path: Path) -> None:
+    from shared.keras_layers import load_model
+
+    model = load_model(tiny_model_path)
+    faces = np.random.default_rng(3).integers(0, 256, (3, 48, 48, 1), dtype=np.uint8)
+    plain = np.asarray(model(faces, training=False))
+    mirrored = np.asarray(model(np.ascontiguousarray(faces[:, :, ::-1]), training=False))
+    got = classifier.classify(faces, ["face", "mirror", "both"])
+    np.testing.assert_allclose(got[0], plain[0], atol=1e-5)
+    np.testing.assert_allclose(got[1], mirrored[1], atol=1e-5)
+    np.testing.assert_allclose(got[2], (plain[2] + mirrored[2]) / 2, atol=1e-5)
+    assert not np.allclose(plain, mirrored, atol=1e-4), "the views must differ for this test"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_model_that_mirrors_inside_sees_each_face_once(
+    tiny_model_path: Path, tmp_path: Path, runtime: str
+) -> None:
+    """Model files written before the worker chose the views average the mirror themselves."""
+    from shared.keras_layers import load_model
+
+    model = _copy_model(tiny_model_path, tmp_path, mirror="inside")
+    classifier = load_classifier(model, runtime, threads=1)  # type: ignore[arg-type]
+    faces = np.random.default_rng(4).integers(0, 256, (2, 48, 48, 1), dtype=np.uint8)
+    expected = np.asarray(load_model(model)(faces, training=False))
+    for views in (None, ["both", "both"], ["mirror", "face"]):
+        np.testing.assert_allclose(classifier.classify(faces, views), expected, atol=1e-5)
 
 
 def _read_file(model: Path, runtime: str) -> Path:
@@ -67,7 +108,7 @@ def test_compiled_path_matches_plain_call(
     from shared.keras_layers import load_model
 
     faces = np.random.default_rng(batch).integers(0, 256, (batch, 48, 48, 1), dtype=np.uint8)
-    expected = np.asarray(load_model(tiny_model_path)(faces, training=False))
+    expected = _both_views(load_model(tiny_model_path), faces)
     probabilities = classifier.classify(faces)
     assert probabilities.dtype == np.float32
     assert probabilities.shape == (batch, len(EMOTIONS))
@@ -89,7 +130,7 @@ def test_compiled_path_matches_keras_on_real_faces(
     faces = np.stack([model_crop(astronaut_bgr, box, framing, (48, 48)) for box in boxes])[
         ..., None
     ]
-    expected = np.asarray(load_model(tiny_model_path)(faces, training=False))
+    expected = _both_views(load_model(tiny_model_path), faces)
     probabilities = classifier.classify(faces)
     assert probabilities.shape == (batch, len(EMOTIONS))
     np.testing.assert_allclose(probabilities, expected, atol=1e-4)
@@ -130,10 +171,7 @@ def test_version_comes_from_the_metadata(classifier: Classifier, tiny_model_path
 def test_label_order_mismatch_is_refused(
     tiny_model_path: Path, tmp_path: Path, runtime: str
 ) -> None:
-    model = _copy_model(tiny_model_path, tmp_path)
-    meta = json.loads(metadata_path(model).read_text())
-    meta["labels"] = sorted(EMOTIONS)
-    metadata_path(model).write_text(json.dumps(meta))
+    model = _copy_model(tiny_model_path, tmp_path, labels=sorted(EMOTIONS))
     with pytest.raises(ModelFileError, match="expected label order"):
         load_classifier(model, runtime)
 
@@ -183,10 +221,7 @@ def test_a_keras_file_without_its_tflite_tells_how_to_write_one(
 def test_metadata_without_a_tflite_tells_how_to_write_one(
     tiny_model_path: Path, tmp_path: Path
 ) -> None:
-    model = _copy_model(tiny_model_path, tmp_path)
-    meta = json.loads(metadata_path(model).read_text())
-    meta["tflite_sha256"] = None
-    metadata_path(model).write_text(json.dumps(meta))
+    model = _copy_model(tiny_model_path, tmp_path, tflite_sha256=None)
     with pytest.raises(ModelFileError, match=r"names no \.tflite file.*training\.export"):
         load_classifier(model, "litert")
 
@@ -195,10 +230,7 @@ def test_metadata_without_a_tflite_tells_how_to_write_one(
 def test_model_shape_must_match_the_metadata(
     tiny_model_path: Path, tmp_path: Path, runtime: str
 ) -> None:
-    model = _copy_model(tiny_model_path, tmp_path)
-    meta = json.loads(metadata_path(model).read_text())
-    meta["input_hw"] = [64, 64]
-    metadata_path(model).write_text(json.dumps(meta))
+    model = _copy_model(tiny_model_path, tmp_path, input_hw=[64, 64])
     with pytest.raises(ModelFileError, match="differs from its metadata"):
         load_classifier(model, runtime)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from shared.messages import FrameHeader, ResultHeader, WorkRequest
 from shared.runtime import Stats
 from shared.wire import decode_as, encode
 from stages.detectors import DetectedFace
+from stages.views import View
 from tests.unit.test_inference_batching import BrightnessClassifier
 
 pytestmark = pytest.mark.timeout(30)
@@ -52,7 +53,9 @@ class UniformClassifier:
     def __init__(self) -> None:
         self.batches: list[int] = []
 
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    def classify(
+        self, faces_gray: npt.NDArray[np.uint8], views: Sequence[View] | None = None
+    ) -> npt.NDArray[np.float32]:
         self.batches.append(len(faces_gray))
         return np.full((len(faces_gray), NUM_EMOTIONS), 1 / NUM_EMOTIONS, np.float32)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from shared.image import SizeHW
 from shared.labels import NUM_EMOTIONS
 from shared.model_file import ModelFileError, ModelPairMismatchError, metadata_path, tflite_path
 from shared.runtime import Stats
+from stages.views import View
 
 PATH = Path("/models/emotion_model.keras")
 
@@ -25,7 +26,9 @@ class FakeClassifier:
     def __init__(self, version: str) -> None:
         self.version = version
 
-    def classify(self, faces_gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    def classify(
+        self, faces_gray: npt.NDArray[np.uint8], views: Sequence[View] | None = None
+    ) -> npt.NDArray[np.float32]:
         return np.full((len(faces_gray), NUM_EMOTIONS), 1 / NUM_EMOTIONS, np.float32)
 
 

@@ -50,6 +50,7 @@ def test_a_moving_face_keeps_its_id_with_one_full_pass(
         at = (40 + 25 * step, 60 + 8 * step)
         (face,) = tracking.detect(_frame(astronaut_bgr, at), "cam")
         assert iou_xywh(face.box_xywh, _face_at(at)) >= 0.4, (step, face)
+        assert face.age == step  # frames it was followed before this one
         ids.add(face.track_id)
     assert len(ids) == 1 and None not in ids
     assert (tracking.full_passes, tracking.frames) == (1, 12)
@@ -59,7 +60,8 @@ def test_the_full_pass_comes_back_every_full_every_frames(astronaut_bgr: np.ndar
     detector = build_detector("blazeface_tracking", full_every=4)
     assert isinstance(detector, TrackingDetector)
     for step in range(9):
-        assert len(detector.detect(_frame(astronaut_bgr, (100 + 4 * step, 100)), "cam")) == 1
+        (face,) = detector.detect(_frame(astronaut_bgr, (100 + 4 * step, 100)), "cam")
+        assert face.age == step  # the full pass's face is the followed one, a frame older
     assert detector.full_passes == 3  # frames 0, 4 and 8
 
 
@@ -72,6 +74,7 @@ def test_a_cut_starts_afresh_and_a_face_that_leaves_is_forgotten(
     # Another scene: a light background and the face elsewhere, even overlapping the old box.
     (after_cut,) = tracking.detect(_frame(astronaut_bgr, (90, 70), grey=220), "cam")
     assert after_cut.track_id != first.track_id
+    assert (first.age, same.age, after_cut.age) == (0, 1, 0)
     assert tracking.full_passes == 2
     # She leaves (the background alone): the lost face sends the frame to the full pass.
     assert tracking.detect(np.full((480, 640, 3), 220, np.uint8), "cam") == []
@@ -101,6 +104,7 @@ def test_a_face_walking_in_between_full_passes_gets_its_own_id(
     assert len(faces) == 2
     assert faces[0].track_id == alone.track_id
     assert faces[1].track_id not in (None, alone.track_id)
+    assert [face.age for face in faces] == [1, 0]
     assert iou_xywh(faces[1].box_xywh, _face_at((400, 240))) >= 0.4
 
 
