@@ -47,3 +47,19 @@ def write_fer_csv(path: Path, per_class: int = 4, seed: int = 0) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def write_ferplus_votes(root: Path, seed: int = 0) -> Path:
+    """``root/ferplus/train.csv``: ten random raters' votes for every face of ``root/train``."""
+    rng = np.random.default_rng(seed)
+    columns = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
+    columns += ["contempt", "unknown", "NF"]
+    path = root / "ferplus" / "train.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "fer2013_label", *columns])
+        for image in sorted((root / "train").glob("*/*.png")):
+            votes = np.bincount(rng.integers(0, len(columns), 10), minlength=len(columns))
+            writer.writerow([f"{image.parent.name}/{image.name}", image.parent.name, *votes])
+    return path

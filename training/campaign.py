@@ -5,7 +5,9 @@
 starts the run, or continues it from its last epoch, and stops at an epoch boundary before the
 budget is spent, saying how many epochs and minutes are left. Every epoch draws new framing and
 camera jitter (``training.augment``, as wide as the detector's box errs) on the training faces,
-and trains on a mix of the labels and the teacher's probabilities. The teacher (the served model)
+and trains on a mix of the labels and the teacher's probabilities; ``--ferplus-weight`` moves
+that share of the label's part to the ten FER+ raters' votes (``training.ferplus``), for a new
+run or from a warm restart on. The teacher (the served model)
 answers once per training face, on the face as FER2013 framed it, and its answers are kept in the
 run folder, so an epoch costs the student's pass alone.
 
@@ -42,6 +44,7 @@ from pydantic_settings import SettingsConfigDict
 from shared.settings import CommandSettings, load_settings
 from training.augment import Jitter, jitter_faces
 from training.data import Examples, class_weights, load_split
+from training.ferplus import label_targets
 from training.train import (
     DEFAULT_DATA,
     INPUT_HW,
@@ -76,11 +79,13 @@ DEFAULT_CARRY = Path("models/campaign")
 
 @dataclass(frozen=True)
 class Restart:
-    """A new cosine schedule from ``learning_rate``, begun after epoch ``epoch`` of the run."""
+    """A new cosine schedule from ``learning_rate``, begun after epoch ``epoch`` of the run,
+    with ``ferplus_weight`` of the label's share of the target on the FER+ votes from then on."""
 
     epoch: int
     epochs: int
     learning_rate: float
+    ferplus_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,14 @@ class CampaignConfig:
     #: The served model whose first network the student starts from ("" for random weights).
     init: str
     restarts: tuple[Restart, ...] = ()
+    #: Share of the label's part of the target given to the FER+ votes (``training.ferplus``)
+    #: in the first schedule; each restart says its own.
+    ferplus_weight: float = 0.0
+
+    def ferplus_weight_at(self, epoch: int) -> float:
+        """The FER+ weight of the schedule that ``epoch`` (0-based) belongs to."""
+        begun = [r for r in self.restarts if r.epoch <= epoch]
+        return begun[-1].ferplus_weight if begun else self.ferplus_weight
 
 
 def teacher_answers(
@@ -201,7 +214,8 @@ def fit_campaign(
     best = max((row["val_accuracy"] for row in done), default=-1.0)
     weights = class_weights(train.class_counts(), train_config.class_weight_power)
     sample_weight = np.asarray([weights[int(label)] for label in train.labels], np.float32)
-    targets = config.teacher_weight * teacher + (1 - config.teacher_weight) * one_hot(train.labels)
+    label_parts: dict[float, npt.NDArray[np.float32]] = {}
+    votes = Path(train_config.data) / "ferplus" / "train.csv"
     val_targets = one_hot(val.labels)
     for epoch in range(len(done), train_config.epochs):
         # Guessed from the run's last epochs; a run with none yet trains one to find out.
@@ -210,6 +224,12 @@ def fit_campaign(
             log.info("budget: %.0f s left, an epoch takes about %.0f s", budget.left(), expected)
             break
         started = time.monotonic()
+        weight = config.ferplus_weight_at(epoch)
+        if weight not in label_parts:
+            label_parts[weight] = label_targets(train, weight, votes)
+        targets = (
+            config.teacher_weight * teacher + (1 - config.teacher_weight) * label_parts[weight]
+        )
         faces = jitter_faces(train.images, epoch_rng(train_config.seed, epoch), CAMPAIGN_JITTER)
         jitter_s = time.monotonic() - started
         order = np.random.default_rng([train_config.seed, epoch]).permutation(len(faces))
@@ -257,7 +277,11 @@ def restart_config(train_config: TrainConfig, restart: Restart) -> TrainConfig:
 
 
 def extend(
-    run_dir: Path, config: CampaignConfig, epochs: int, learning_rate: float
+    run_dir: Path,
+    config: CampaignConfig,
+    epochs: int,
+    learning_rate: float,
+    ferplus_weight: float = 0.0,
 ) -> CampaignConfig:
     """``config`` with the run extended to ``epochs`` epochs by a warm restart, written to the
     run folder; unchanged when the run already has that many."""
@@ -269,7 +293,10 @@ def extend(
             f"{run_dir}: epoch {done} of {config.train.epochs}; finish the run before extending it"
         )
     restart = Restart(
-        epoch=config.train.epochs, epochs=epochs - config.train.epochs, learning_rate=learning_rate
+        epoch=config.train.epochs,
+        epochs=epochs - config.train.epochs,
+        learning_rate=learning_rate,
+        ferplus_weight=ferplus_weight,
     )
     extended = CampaignConfig(
         config.train.model_copy(update={"epochs": epochs, "patience": epochs}),
@@ -277,6 +304,7 @@ def extend(
         config.teacher_weight,
         config.init,
         (*config.restarts, restart),
+        config.ferplus_weight,
     )
     write_config(run_dir, extended.train)
     write_extra(run_dir, extended)
@@ -290,6 +318,7 @@ def write_extra(run_dir: Path, config: CampaignConfig) -> None:
         "teacher_weight": config.teacher_weight,
         "init": config.init,
         "restarts": [asdict(restart) for restart in config.restarts],
+        "ferplus_weight": config.ferplus_weight,
     }
     (run_dir / "campaign.json").write_text(json.dumps(extra, indent=2) + "\n")
 
@@ -365,6 +394,7 @@ def prepare(run_dir: Path, carry: Path | None, fresh: CampaignConfig) -> Campaig
             extra["teacher_weight"],
             extra["init"],
             tuple(Restart(**restart) for restart in extra.get("restarts", [])),
+            extra.get("ferplus_weight", 0.0),
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, fresh.train)
@@ -417,6 +447,14 @@ class CampaignSettings(CommandSettings):
     restart_lr: float = Field(
         default=0.005, gt=0, description="The warm restart's peak learning rate."
     )
+    ferplus_weight: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="A new run's or a warm restart's share of the label's part of the target "
+        "given to the ten FER+ raters' votes (<data>/ferplus/train.csv; 0: the FER2013 label "
+        "alone).",
+    )
 
     @field_validator("carry", mode="before")
     @classmethod
@@ -443,6 +481,7 @@ class CampaignSettings(CommandSettings):
             teacher=str(self.teacher),
             teacher_weight=self.teacher_weight,
             init=self.init,
+            ferplus_weight=self.ferplus_weight,
         )
 
 
@@ -456,7 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     carry, run_dir = settings.carry, settings.run_dir
     config = prepare(run_dir, carry, settings.new_run())
     if settings.extend_to:
-        config = extend(run_dir, config, settings.extend_to, settings.restart_lr)
+        config = extend(
+            run_dir, config, settings.extend_to, settings.restart_lr, settings.ferplus_weight
+        )
     import keras
 
     keras.utils.set_random_seed(config.train.seed)

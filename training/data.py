@@ -35,9 +35,17 @@ class Examples:
     images: npt.NDArray[np.uint8]
     labels: npt.NDArray[np.int64]
     source: str
+    #: Each face's file under its split (``angry/Training_10118481.png``), where it came from a
+    #: class folder; empty for a CSV.
+    names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, keep: npt.NDArray[np.bool_] | npt.NDArray[np.int64], source: str) -> Examples:
+        """The faces ``keep`` selects (a mask or indices), names and all."""
+        names = tuple(np.asarray(self.names, dtype=object)[keep]) if self.names else ()
+        return Examples(self.images[keep], self.labels[keep], source, names)
 
     def class_counts(self) -> npt.NDArray[np.int64]:
         return np.bincount(self.labels, minlength=len(EMOTIONS)).astype(np.int64)
@@ -60,6 +68,7 @@ def load_folder_split(folder: Path) -> Examples:
         raise DatasetError(f"split folder not found: {folder}")
     images: list[npt.NDArray[np.uint8]] = []
     labels: list[int] = []
+    names: list[str] = []
     for index, emotion in enumerate(EMOTIONS):
         class_dir = folder / emotion
         if not class_dir.is_dir():
@@ -70,9 +79,10 @@ def load_folder_split(folder: Path) -> Examples:
         for path in paths:
             images.append(read_face(path))
             labels.append(index)
+            names.append(f"{emotion}/{path.name}")
     if not labels:
         raise DatasetError(f"no images under {folder}")
-    return Examples(_stack(images), np.asarray(labels, dtype=np.int64), str(folder))
+    return Examples(_stack(images), np.asarray(labels, dtype=np.int64), str(folder), tuple(names))
 
 
 def read_face(path: Path) -> npt.NDArray[np.uint8]:
@@ -135,9 +145,9 @@ def stratified_holdout(examples: Examples, fraction: float, seed: int) -> tuple[
         held.append(rng.choice(members, size=count, replace=False))
     mask = np.zeros(len(examples), dtype=bool)
     mask[np.concatenate(held)] = True
-    rest = Examples(examples.images[~mask], examples.labels[~mask], examples.source)
-    tune = Examples(examples.images[mask], examples.labels[mask], f"{examples.source}[holdout]")
-    return rest, tune
+    return examples.subset(~mask, examples.source), examples.subset(
+        mask, f"{examples.source}[holdout]"
+    )
 
 
 def class_weights(counts: npt.NDArray[np.int64], power: float = 0.5) -> dict[int, float]:

@@ -152,7 +152,7 @@ def limited(examples: Examples, limit: int, seed: int) -> Examples:
     if not limit or len(examples) <= limit:
         return examples
     keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=limit, replace=False))
-    return Examples(examples.images[keep], examples.labels[keep], examples.source)
+    return examples.subset(keep, examples.source)
 
 
 def split_train(train_split: Examples, config: TrainConfig) -> tuple[Examples, Examples]:

@@ -15,7 +15,7 @@ import pytest
 from shared.labels import EMOTIONS
 from shared.model_file import read_metadata, write_model_files
 from stages.classifier import load_classifier
-from tests.fer_tiny import write_fer_csv, write_fer_folder
+from tests.fer_tiny import write_fer_csv, write_fer_folder, write_ferplus_votes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,9 +210,16 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert _history_epochs(run_dir) == [0, 1, 2, 3]
     assert _optimizer_steps(run_dir) == steps_per_epoch
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
-    assert restarts == [{"epoch": 3, "epochs": 1, "learning_rate": 0.01}]
+    assert restarts == [{"epoch": 3, "epochs": 1, "learning_rate": 0.01, "ferplus_weight": 0.0}]
     assert campaign.main(extend) == 0  # the same options again: nothing more to do
     assert _history_epochs(run_dir) == [0, 1, 2, 3]
+    # A restart may give part of the label's share to the FER+ raters' votes.
+    write_ferplus_votes(data)
+    ferplus = [*args, "--run-dir", str(run_dir), "--extend-to", "5", "--ferplus-weight", "0.5"]
+    assert campaign.main(ferplus) == 0
+    assert _history_epochs(run_dir) == [0, 1, 2, 3, 4]
+    restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
+    assert restarts[-1] == {"epoch": 4, "epochs": 1, "learning_rate": 0.005, "ferplus_weight": 0.5}
     # training.train exports the student like any run: model, .tflite and metadata.
     model = tmp_path / "student.keras"
     export = ["--export-only", "--run-dir", str(run_dir), "--output", str(model)]

@@ -82,6 +82,12 @@ def test_holdout_is_stratified_and_disjoint(tmp_path: Path) -> None:
     rest, tune = stratified_holdout(examples, 0.2, seed=3)
     assert len(rest) + len(tune) == len(examples)
     assert list(tune.class_counts()) == [2] * len(EMOTIONS)
+    # Each face keeps its file name (what FER+ votes are matched by), image for image.
+    assert examples.names[0] == "angry/Training_00000.png"
+    assert sorted(rest.names + tune.names) == sorted(examples.names)
+    by_name = dict(zip(examples.names, examples.images, strict=True))
+    for name, image in zip(tune.names, tune.images, strict=True):
+        np.testing.assert_array_equal(by_name[name], image)
 
 
 def test_class_weights_favour_rare_classes() -> None:
