@@ -195,7 +195,9 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
                     classifier=classifier,
                     tracker=tracker,
                     detector=detector,
-                    mirror=settings.mirror,
+                    # One view a frame needs the tracker's smoothing to average the two:
+                    # without it (photographs) every face gets both.
+                    mirror=settings.mirror if tracker is not None else "always",
                 )
                 record = _record(frame, result)
                 results.write(json.dumps(record, separators=(",", ":")) + "\n")
