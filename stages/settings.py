@@ -93,8 +93,8 @@ class FaceSettings(ServiceSettings):
         description="Which views of a face the network sees (models written since 2026-12-07): "
         "always: the face and its mirror image averaged (two passes); alternate: both for a "
         "face seen for the first time or without a track, one a frame in turn, face and "
-        "mirror, for a face the detector follows (the smoothing averages them; half the "
-        "classifier's time); never: the face alone. "
+        "mirror, for a face the detector follows (the smoothing averages them, so with "
+        "--smoothing 0 choose always; half the classifier's time); never: the face alone. "
         'docs/benchmarks.md, "Mirror views".',
     )
     classifier_runtime: Literal["auto", "litert", "tensorflow"] = Field(
