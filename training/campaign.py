@@ -7,9 +7,9 @@ budget is spent, saying how many epochs and minutes are left. Every epoch draws 
 camera jitter (``training.augment``, as wide as the detector's box errs) on the training faces,
 and trains on a mix of the labels and the teacher's probabilities; ``--ferplus-weight`` moves
 that share of the label's part to the ten FER+ raters' votes (``training.ferplus``), for a new
-run or from a warm restart on. The teacher (the served model)
-answers once per training face, on the face as FER2013 framed it, and its answers are kept in the
-run folder, so an epoch costs the student's pass alone.
+run or from a warm restart on. The teacher (the served model) answers once per training face,
+on the face as FER2013 framed it, and its answers are kept in the run folder, so an epoch costs
+the student's pass alone.
 
 At every stop the run's resumable state (config, history, last and best checkpoints) is also
 copied to ``--carry`` (``models/campaign/`` in the repository, committed), so a machine without
