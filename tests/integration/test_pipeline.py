@@ -98,9 +98,10 @@ def test_lossless_recording_gets_one_result_per_frame_with_faces_in_place(
     status, page = http_get(pipeline.http_url)
     assert status == 200 and b"stream.mjpg" in page
 
+    # A short recording can end before a worker's startsecs (3 s) have passed, so supervisord's
+    # RUNNING line may still be on its way: wait for it rather than read it once.
+    pipeline.wait_running(*PROGRAMS, timeout_s=30)
     log = pipeline.log()
-    for program in ("capture", "display", "worker-0", "worker-1"):
-        assert re.search(rf"success: {program} entered RUNNING state", log), log[-3000:]
     # Every service's lines name the service and its pid (supervisord merges them).
     assert re.search(r"\bcapture\[\d+\]", log) and re.search(r"\bdisplay\[\d+\]", log)
 
