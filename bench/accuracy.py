@@ -219,7 +219,10 @@ def follow(
 ) -> Followed:
     """Each of ``streams`` (frames in order) as one stream through the worker's detector,
     classifier and tracker at their default settings (the views of each face as ``mirror``
-    chooses, else as the worker's default); the frames' results, streams in order."""
+    chooses, else as the worker's default; a followed face classified every
+    ``classify_every`` frames, which ``EMOJIFY_WORKER_CLASSIFY_EVERY`` sets); the frames' results,
+    streams in order. A face not classified this frame keeps its smoothed probabilities, and
+    its per-frame argmax is theirs."""
     from services.inference.settings import WorkerSettings
     from shared.labels import EMOTIONS
     from stages.batching import classify_frames
@@ -234,7 +237,13 @@ def follow(
         for seq, scene in enumerate(frames):
             prepared = prepare(scene, f"stream-{number}", seq)
             policy = mirror or settings.mirror
-            (probabilities,), _ = classify_frames([prepared], classifier, policy)
+            (probabilities,), _, _ = classify_frames(
+                [prepared],
+                classifier,
+                policy,
+                every=settings.classify_every,
+                carried=tracker.smoothed,
+            )
             shown = label_faces(prepared, probabilities, tracker)
             raw = np.argmax(probabilities, axis=1)
             out.detections.append(

@@ -20,7 +20,7 @@ Then, from the repository root (fer's half runs as ``bench/fer_half.py loop`` un
 
     .venv/bin/python -m bench.fer_baseline [--seconds 15] [--detectors haar,blazeface]
         [--models models/emotion_model.keras,runs/other/emotion_model.keras]
-        [--mirror alternate,always]
+        [--mirror alternate,always] [--classify-every 1,2]
         [--fer-python .venv-bench/bin/python] [--out var/bench/fer_baseline.json]
 """
 
@@ -44,16 +44,22 @@ from shared.settings import load_settings
 from stages.batching import classify_frames
 from stages.classifier import load_classifier
 from stages.detectors import build_detector, framing_for
-from stages.faces import prepare_image
+from stages.faces import label_faces, prepare_image
+from stages.settings import FaceSettings
+from stages.tracker import tracker_for
 from stages.views import DEFAULT_POLICY, MirrorPolicy
 
 
-def ours(detector_name: str, model: Path, seconds: float, mirror: MirrorPolicy) -> dict[str, Any]:
+def ours(
+    detector_name: str, model: Path, seconds: float, mirror: MirrorPolicy, every: int
+) -> dict[str, Any]:
     """Our detector and classifier, in this process, on the same frames: the worker's stages
-    (detect, crop, classify each face as ``mirror`` chooses its views) on decoded frames."""
+    (detect, crop, classify each face as ``mirror`` chooses its views, a followed face every
+    ``every`` frames, label through the worker's tracker) on decoded frames."""
     classifier = load_classifier(model)
     detector = build_detector(detector_name)
     framing = framing_for(detector_name)
+    tracker = tracker_for(FaceSettings())
     seq = itertools.count()
 
     def step(frame: Any) -> int:
@@ -63,11 +69,14 @@ def ours(detector_name: str, model: Path, seconds: float, mirror: MirrorPolicy) 
         prepared = prepare_image(
             header, frame, detector=detector, input_hw=classifier.input_hw, framing=framing
         )
-        classify_frames([prepared], classifier, mirror)
-        return len(prepared.boxes_xywh)
+        (rows,), _, _ = classify_frames(
+            [prepared], classifier, mirror, every=every, carried=tracker.smoothed
+        )
+        return len(label_faces(prepared, rows, tracker))
 
     result = loop_fps(step, recorded_frames(), seconds)
-    return {"name": f"ours ({detector_name} + {classifier.version}, mirror {mirror})", **result}
+    name = f"ours ({detector_name} + {classifier.version}, mirror {mirror}, every {every})"
+    return {"name": name, **result}
 
 
 class FerBaselineBench(BenchSettings):
@@ -85,6 +94,11 @@ class FerBaselineBench(BenchSettings):
         default=[DEFAULT_POLICY],
         description="Mirror views policies (stages.views), each with every model and detector.",
     )
+    classify_every: list[int] = Field(
+        default=[FaceSettings().classify_every],
+        description="How often a followed face is classified (stages.views.due_faces), each "
+        "with every policy, model and detector.",
+    )
     fer_python: Path = Field(
         default=ROOT / ".venv-bench" / "bin" / "python", description="fer's venv's Python."
     )
@@ -94,10 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = load_settings(FerBaselineBench, argv)
     baseline = run_fer_half(args.fer_python, "loop", str(args.seconds), args.seconds + 180)
     rows = [baseline] + [
-        ours(name, model, args.seconds, mirror)
+        ours(name, model, args.seconds, mirror, every)
         for model in args.models
         for name in args.detectors
         for mirror in args.mirror
+        for every in args.classify_every
     ]
     for row in rows:
         row["fps_vs_fer"] = row["fps"] / baseline["fps"]

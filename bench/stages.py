@@ -3,12 +3,13 @@
 decode: the worker's ``decode_jpeg`` of the capture's JPEG; detect: the chosen detector on the
 640x480 frame; crop: ``model_crop`` of every face found (the worker's framing); classify: one
 ``classify`` call with the frame's faces, each in the views the worker's ``--mirror`` chooses
-(``stages.views``); encode: ``encode_jpeg`` of the 640x480 frame (what
+(``stages.views``), a followed face every ``--classify-every`` frames, and the label tracker's
+update; encode: ``encode_jpeg`` of the 640x480 frame (what
 capture does per frame, and the display per frame it serves). Runs the recording in a loop
 for ``--seconds``.
 
     .venv/bin/python -m bench.stages [--detectors haar,blazeface] [--seconds 10]
-        [--mirror alternate] [--out var/bench/stages.json]
+        [--mirror alternate] [--classify-every 2] [--out var/bench/stages.json]
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ from bench.common import (
     write_result,
 )
 from shared.image import decode_jpeg, encode_jpeg
+from shared.messages import FrameHeader
 from shared.settings import load_settings
+from stages.batching import classify_frames
 from stages.classifier import Classifier, load_classifier
 from stages.detectors import build_detector, framing_for
+from stages.faces import PreparedFrame, label_faces
 from stages.framing import model_crop
-from stages.views import DEFAULT_POLICY, MirrorPolicy, choose_views
+from stages.settings import FaceSettings
+from stages.tracker import tracker_for
+from stages.views import DEFAULT_POLICY, MirrorPolicy
 
 STAGES = ("decode", "detect", "crop", "classify", "encode")
 
@@ -54,11 +60,15 @@ def measure(
     classifier: Classifier,
     frames: Sequence[RecordedFrame],
     seconds: float,
+    *,
     mirror: MirrorPolicy = DEFAULT_POLICY,
+    every: int = 1,
 ) -> dict[str, Any]:
     """Seconds per stage per frame for one detector, over the looped recording; each face
-    classified in the views ``mirror`` chooses."""
+    classified in the views ``mirror`` chooses, a followed face every ``every`` frames, and
+    labelled through the worker's tracker (part of the classify stage)."""
     detector = build_detector(detector_name)
+    tracker = tracker_for(FaceSettings())
     framing = framing_for(detector_name)
     detector.detect(frames[0].frame_bgr)
     spent: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -82,9 +92,21 @@ def measure(
             if crops
             else np.zeros((0, *classifier.input_hw, 1), np.uint8)
         )
+        prepared = PreparedFrame(
+            header=FrameHeader(
+                stream_id="bench", seq=index, captured_at_ns=1, width=640, height=480
+            ),
+            started_ns=0,
+            boxes_xywh=[face.box_xywh for face in found],
+            faces_gray=faces,
+            track_ids=tuple(face.track_id for face in found),
+            ages=tuple(face.age for face in found),
+        )
         t3 = time.perf_counter()
-        views = choose_views([f.track_id for f in found], [f.age for f in found], mirror)
-        classifier.classify(faces, views)
+        (rows,), _, _ = classify_frames(
+            [prepared], classifier, mirror, every=every, carried=tracker.smoothed
+        )
+        label_faces(prepared, rows, tracker)
         t4 = time.perf_counter()
         encode_jpeg(frame_bgr)
         t5 = time.perf_counter()
@@ -114,13 +136,23 @@ class StagesBench(BenchSettings):
     seconds: float = Field(default=10.0, gt=0, description="Per detector.")
     model: Path = Field(default=MODEL, description="Model file.")
     mirror: MirrorPolicy = Field(default=DEFAULT_POLICY, description="Views (stages.views).")
+    classify_every: int = Field(
+        default=FaceSettings().classify_every,
+        ge=1,
+        description="How often a followed face is classified (stages.views.due_faces).",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = load_settings(StagesBench, argv)
     classifier = load_classifier(args.model)
     frames = load_frames()
-    results = [measure(n, classifier, frames, args.seconds, args.mirror) for n in args.detectors]
+    results = [
+        measure(
+            name, classifier, frames, args.seconds, mirror=args.mirror, every=args.classify_every
+        )
+        for name in args.detectors
+    ]
     rows = []
     for result in results:
         for stage in (*STAGES, "total"):

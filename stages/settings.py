@@ -97,6 +97,14 @@ class FaceSettings(ServiceSettings):
         "--smoothing 0 choose always; half the classifier's time); never: the face alone. "
         'docs/benchmarks.md, "Mirror views".',
     )
+    classify_every: int = Field(
+        default=2,
+        ge=1,
+        le=30,
+        description="A face the detector follows is classified at its track's first frame and "
+        "every N-th frame after it, and keeps its track's smoothed probabilities in between "
+        '(1: every frame; docs/benchmarks.md, "Classifying followed faces").',
+    )
     classifier_runtime: Literal["auto", "litert", "tensorflow"] = Field(
         default="auto",
         description="litert: the model's .tflite file on LiteRT (XNNPACK), the fastest on a CPU "

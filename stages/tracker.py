@@ -111,6 +111,13 @@ class FaceTracker:
         stream = self._streams.get(stream_id)
         return len(stream.tracks) if stream else 0
 
+    def smoothed(self, stream_id: str, identity: int) -> npt.NDArray[np.float32] | None:
+        """The smoothed probabilities (7,) of the stream's track of the detector's face
+        ``identity``; None where no track follows that face."""
+        stream = self._streams.get(stream_id)
+        track = next((t for t in stream.tracks if t.identity == identity), None) if stream else None
+        return None if track is None else track.smoothed.copy()
+
     def update(
         self,
         stream_id: str,

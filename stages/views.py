@@ -7,6 +7,11 @@ one view a frame, the face and its mirror in turn, and the tracker's smoothing a
 over time: both views at a track's first frame and for faces without identity (still images,
 detectors that do not follow), one after that. Pure functions; the classifier
 (``model_base.LoadedModel.classify``) runs the rows they lay out.
+
+A followed face need not be seen at every frame at all: with ``every`` N (``due_faces``) it is
+classified at its track's first frame and every N-th after it, and keeps its track's smoothed
+probabilities in between (``batching.classify_frames``); the views alternate over the frames
+it is seen at.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ __all__ = [
     "View",
     "average_views",
     "choose_views",
+    "due_faces",
     "view_rows",
 ]
 
@@ -35,19 +41,36 @@ MirrorPolicy = Literal["always", "alternate", "never"]
 DEFAULT_POLICY: Final[MirrorPolicy] = "alternate"
 
 
-def choose_views(
-    track_ids: Sequence[int | None], ages: Sequence[int], policy: MirrorPolicy
-) -> list[View]:
-    """The view of each face under ``policy``; ``ages`` counts the frames each face was
-    followed before this one (0: first seen), ``track_ids`` None where none follows it."""
+def due_faces(track_ids: Sequence[int | None], ages: Sequence[int], every: int) -> list[bool]:
+    """Which faces the network sees this frame when a followed face is seen every ``every``
+    frames: those without a track, at their track's first frame, and every ``every``-th after
+    it (``ages`` counts the frames each face was followed before this one)."""
     if len(track_ids) != len(ages):
         raise ValueError(f"expected one age per face ({len(track_ids)}), found {len(ages)}")
+    if every < 1:
+        raise ValueError(f"every: expected >= 1, found {every}")
+    return [
+        track_id is None or age % every == 0 for track_id, age in zip(track_ids, ages, strict=True)
+    ]
+
+
+def choose_views(
+    track_ids: Sequence[int | None], ages: Sequence[int], policy: MirrorPolicy, every: int = 1
+) -> list[View]:
+    """The view of each face under ``policy``; ``ages`` counts the frames each face was
+    followed before this one (0: first seen), ``track_ids`` None where none follows it.
+    Under ``alternate`` a followed face's view turns at each frame it is seen at, one in
+    ``every`` (``due_faces``)."""
+    if len(track_ids) != len(ages):
+        raise ValueError(f"expected one age per face ({len(track_ids)}), found {len(ages)}")
+    if every < 1:
+        raise ValueError(f"every: expected >= 1, found {every}")
     if policy == "always":
         return ["both"] * len(ages)
     if policy == "never":
         return ["face"] * len(ages)
     return [
-        "both" if track_id is None or age == 0 else ("mirror" if age % 2 else "face")
+        "both" if track_id is None or age == 0 else ("mirror" if (age // every) % 2 else "face")
         for track_id, age in zip(track_ids, ages, strict=True)
     ]
 

@@ -118,6 +118,7 @@ def _result(
     tracker: FaceTracker | None,
     detector: FaceDetector,
     mirror: MirrorPolicy,
+    every: int,
 ) -> ResultHeader:
     """One frame through detect -> crop -> classify -> label, as the worker would answer it."""
     height, width = frame.image.shape[:2] if frame.image is not None else (1, 1)
@@ -137,7 +138,13 @@ def _result(
         framing=framing,
         error=frame.error,
     )
-    (probabilities,), classify_ms = classify_frames([prepared], classifier, mirror)
+    (probabilities,), classify_ms, _ = classify_frames(
+        [prepared],
+        classifier,
+        mirror,
+        every=every,
+        carried=tracker.smoothed if tracker is not None else None,
+    )
     return finish_frame(
         prepared,
         label_faces(prepared, probabilities, tracker),
@@ -198,6 +205,7 @@ def analyze(settings: AnalyzeSettings, progress: IO[str] | None = None) -> Summa
                     # One view a frame needs the tracker's smoothing to average the two:
                     # without it (photographs) every face gets both.
                     mirror=settings.mirror if tracker is not None else "always",
+                    every=settings.classify_every,
                 )
                 record = _record(frame, result)
                 results.write(json.dumps(record, separators=(",", ":")) + "\n")

@@ -167,9 +167,14 @@ class FrameLoop:
     def _complete(self, batch: list[_Received]) -> None:
         """Classify the batch's faces in one call, then answer each frame in seq order."""
         classifier = self._classifier
-        rows, classify_ms = classify_frames(
-            [item.prepared for item in batch], classifier, self._settings.mirror
+        rows, classify_ms, seen = classify_frames(
+            [item.prepared for item in batch],
+            classifier,
+            self._settings.mirror,
+            every=self._settings.classify_every,
+            carried=self._tracker.smoothed if self._tracker is not None else None,
         )
+        self._meters.stats.increment("classified", seen)
         order = sorted(
             range(len(batch)),
             key=lambda i: (batch[i].prepared.header.stream_id, batch[i].prepared.header.seq),

@@ -13,13 +13,15 @@ from shared.runtime import RateMeter, Stats, format_stats_line
 
 __all__ = ["COUNTERS", "STAGES", "WorkerMeters", "WorkerStatus"]
 
-#: Counter names in Stats: frames received, results sent, faces classified, malformed
+#: Counter names in Stats: frames received, results sent, faces reported, faces the network
+#: saw (the others kept their track's probabilities: ``--classify-every``), malformed
 #: messages, frames whose JPEG did not decode, results the display did not take, credit
 #: re-requests after silence, models swapped in while running, new model files refused.
 COUNTERS: Final = (
     "frames",
     "results",
     "faces",
+    "classified",
     "malformed",
     "corrupt",
     "results_dropped",
@@ -32,7 +34,9 @@ STAGES: Final = ("decode", "detect", "classify")
 COUNTER_HELP: Final = {
     "frames": "Frames received from captures.",
     "results": "Results sent to the display.",
-    "faces": "Faces classified.",
+    "faces": "Faces reported in results.",
+    "classified": "Faces the network saw (a followed face between two looks keeps its track's "
+    "probabilities: --classify-every).",
     "malformed": "Messages from captures that broke the wire format.",
     "corrupt": "Frames whose JPEG did not decode (answered with an error result).",
     "results_dropped": "Results the display did not take in time.",
@@ -45,7 +49,7 @@ COUNTER_HELP: Final = {
 GAUGE_HELP: Final = {
     "fps_in": "Frames received per second.",
     "fps_out": "Results sent per second.",
-    "faces_per_s": "Faces classified per second.",
+    "faces_per_s": "Faces reported per second.",
     "in_flight": "Frames asked for from captures and not yet received (credit held).",
 }
 #: /healthz answers 503 when the loop has not turned for this long (one frame at most).

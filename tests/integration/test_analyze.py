@@ -137,9 +137,9 @@ def test_a_video_that_is_not_one_is_refused(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_analyze_labels_a_recorded_folder_as_the_live_pipeline_does(tmp_path: Path) -> None:
     """Same code, same framing: the recording's frames through the pipeline (tracker set to pass
-    probabilities through, both views of every face) and through commands.analyze (a folder of
-    images: no tracker to average one view a frame, so both views of every face) give the
-    same faces and labels."""
+    probabilities through, both views of every face at every frame) and through
+    commands.analyze (a folder of images: no tracker to average one view a frame, so both views
+    of every face) give the same faces and labels."""
     total = len(load_recording(RECORDING).frames)
     with running_pipeline(
         tmp_path,
@@ -147,6 +147,7 @@ def test_analyze_labels_a_recorded_folder_as_the_live_pipeline_does(tmp_path: Pa
         EMOJIFY_WORKER_SMOOTHING="0",
         EMOJIFY_WORKER_LABEL_HOLD_FRAMES="1",
         EMOJIFY_WORKER_MIRROR="always",
+        EMOJIFY_WORKER_CLASSIFY_EVERY="1",
     ) as pipeline:
         wait_for(lambda: len(pipeline.results()) >= total, 240, f"{total} live results")
         live = {r["seq"]: r for r in pipeline.results()}

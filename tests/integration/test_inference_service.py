@@ -45,9 +45,11 @@ class Worker:
     log_path: Path
     first_request: WorkRequest
 
-    def send_frame(self, seq: int, jpeg: bytes, size_wh: tuple[int, int] = (512, 512)) -> None:
+    def send_frame(
+        self, seq: int, jpeg: bytes, size_wh: tuple[int, int] = (512, 512), stream_id: str = "test"
+    ) -> None:
         header = FrameHeader(
-            stream_id="test",
+            stream_id=stream_id,
             seq=seq,
             captured_at_ns=time.time_ns(),
             width=size_wh[0],
@@ -204,6 +206,24 @@ def test_one_result_per_frame_with_the_face_found(
     requests = worker.requests(1.0)
     assert sum(request.credit for request in requests) >= 3
     assert {seq for request in requests for seq in request.done} == {0, 1, 2}
+
+
+def test_a_followed_face_keeps_its_probabilities_between_two_looks(
+    worker: Worker, astronaut_bgr: np.ndarray
+) -> None:
+    """--classify-every 2 (the default): the tracking detector follows the face, which the
+    network sees at its first frame and every second one; in between the result carries the
+    track's smoothed probabilities, unchanged."""
+    for seq in range(4):  # the face moves by 3 px a frame, so each crop differs a little
+        moved = np.roll(astronaut_bgr, 3 * seq, axis=1)
+        worker.send_frame(seq, encode_jpeg(moved, quality=90), stream_id="followed")
+    results = sorted((worker.result() for _ in range(4)), key=lambda result: result.seq)
+    assert [len(result.faces) for result in results] == [1, 1, 1, 1]
+    rows = [np.array(result.faces[0].probabilities) for result in results]
+    np.testing.assert_allclose(rows[1], rows[0], atol=1e-6)
+    np.testing.assert_allclose(rows[3], rows[2], atol=1e-6)
+    assert np.abs(rows[2] - rows[1]).max() > 1e-4, "the face was not seen again at frame 2"
+    assert [result.faces[0].track_id for result in results] == [results[0].faces[0].track_id] * 4
 
 
 @pytest.mark.parametrize("detector", ["blazeface", "blazeface_full", "mtcnn"])

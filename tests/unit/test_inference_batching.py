@@ -79,9 +79,10 @@ def test_the_time_is_the_one_model_call_and_zero_without_faces(
 
     monkeypatch.setattr(batching, "time", Clock)
     classifier = SevenMsClassifier()
-    _, classify_ms = classify_frames([prepared("cam0", 0, [10, 20])], classifier)
+    _, classify_ms, seen = classify_frames([prepared("cam0", 0, [10, 20])], classifier)
+    assert seen == 2
     assert classify_ms == 7.0
-    _, classify_ms = classify_frames([prepared("cam0", 1, [])], classifier)
+    _, classify_ms, _ = classify_frames([prepared("cam0", 1, [])], classifier)
     assert classify_ms == 0.0 and classifier.batches == [2]
 
 
@@ -100,7 +101,7 @@ def test_each_face_gets_its_own_probabilities(
 ) -> None:
     classifier = BrightnessClassifier()
     batch = [prepared(stream, seq, levels) for stream, seq, levels in frames]
-    rows, _ = classify_frames(batch, classifier)
+    rows, _, _ = classify_frames(batch, classifier)
     assert classifier.batches == [sum(len(levels) for _, _, levels in frames)], "not one call"
     assert len(rows) == len(frames)
     for (_, _, levels), frame_rows in zip(frames, rows, strict=True):
@@ -110,7 +111,7 @@ def test_each_face_gets_its_own_probabilities(
 
 def test_no_faces_means_no_call_and_no_time() -> None:
     classifier = BrightnessClassifier()
-    rows, classify_ms = classify_frames([prepared("a", 0, []), prepared("b", 0, [])], classifier)
+    rows, classify_ms, _ = classify_frames([prepared("a", 0, []), prepared("b", 0, [])], classifier)
     assert classifier.batches == []
     assert classify_ms == 0.0
     assert [r.shape for r in rows] == [(0, NUM_EMOTIONS), (0, NUM_EMOTIONS)]
@@ -129,3 +130,41 @@ def test_each_face_is_seen_as_the_mirror_policy_chooses_from_its_track() -> None
         classifier = BrightnessClassifier()
         classify_frames(batch, classifier, policy)
         assert classifier.views == [expected] * 5
+
+
+def test_a_followed_face_not_due_keeps_what_its_track_carries() -> None:
+    carried_row = np.full(NUM_EMOTIONS, 1 / NUM_EMOTIONS, np.float32)
+    asked: list[tuple[str, int]] = []
+
+    def carried(stream_id: str, identity: int) -> npt.NDArray[np.float32] | None:
+        asked.append((stream_id, identity))
+        return carried_row if identity == 2 else None  # nothing follows face 3 any more
+
+    batch = [
+        # born; followed and due (age 2); followed, not due (age 3); lost by the tracker
+        prepared("a", 5, [10, 20, 30, 40], track_ids=(1, 2, 2, 3), ages=(0, 2, 3, 1)),
+        prepared("b", 0, [50]),  # a detector without tracks: always seen
+    ]
+    classifier = BrightnessClassifier()
+    rows, _, seen = classify_frames(batch, classifier, "always", every=2, carried=carried)
+    assert seen == 4
+    assert classifier.batches == [4], "the face not due was classified"
+    assert asked == [("a", 2), ("a", 3)]
+    np.testing.assert_allclose(rows[0][2], carried_row)
+    np.testing.assert_allclose(rows[0][[0, 1, 3], 0], np.array([10, 20, 40]) / 255.0, atol=1e-6)
+    np.testing.assert_allclose(rows[1][:, 0], [50 / 255.0], atol=1e-6)
+    # Without ``carried`` (no tracker to keep probabilities) every face is seen.
+    classifier = BrightnessClassifier()
+    classify_frames(batch, classifier, "always", every=2)
+    assert classifier.batches == [5]
+
+
+def test_when_no_face_is_due_the_model_is_not_called() -> None:
+    def carried(stream_id: str, identity: int) -> npt.NDArray[np.float32]:
+        return np.eye(NUM_EMOTIONS, dtype=np.float32)[identity]
+
+    classifier = BrightnessClassifier()
+    batch = [prepared("a", 3, [10, 20], track_ids=(4, 5), ages=(1, 3))]
+    rows, classify_ms, seen = classify_frames(batch, classifier, every=2, carried=carried)
+    assert classifier.batches == [] and classify_ms == 0.0 and seen == 0
+    assert rows[0].argmax(axis=1).tolist() == [4, 5]

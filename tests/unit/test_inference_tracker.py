@@ -185,3 +185,22 @@ def test_the_detectors_identities_keep_two_people_apart_at_the_same_place() -> N
 def test_identities_must_match_the_boxes() -> None:
     with pytest.raises(ValueError, match="identity per box"):
         FaceTracker().update("s", 0, 0, [(0, 0, 10, 10)], np.array([_row("sad")]), identities=[])
+
+
+def test_smoothed_gives_the_track_of_a_detector_identity_in_its_stream() -> None:
+    tracker = FaceTracker(smoothing=0.5)
+    happy = np.array([_row("happy")], np.float32)
+    sad = np.array([_row("sad")], np.float32)
+    tracker.update("s", 0, 0, [(0, 0, 50, 50)], happy, identities=[7])
+    tracker.update("s", 1, 1, [(2, 0, 50, 50)], sad, identities=[7])
+    both = (happy[0] + sad[0]) / 2
+    kept = tracker.smoothed("s", 7)
+    assert kept is not None
+    np.testing.assert_allclose(kept, both, atol=1e-6)
+    kept[:] = 0  # a copy: the track is not changed through it
+    np.testing.assert_allclose(tracker.smoothed("s", 7), both, atol=1e-6)  # type: ignore[arg-type]
+    assert tracker.smoothed("s", 8) is None
+    assert tracker.smoothed("other", 7) is None
+    # Fed its own smoothed row, the track stays where it was.
+    tracker.update("s", 2, 2, [(4, 0, 50, 50)], np.array([both]), identities=[7])
+    np.testing.assert_allclose(tracker.smoothed("s", 7), both, atol=1e-6)  # type: ignore[arg-type]

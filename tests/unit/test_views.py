@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.views import average_views, choose_views, view_rows
+from stages.views import average_views, choose_views, due_faces, view_rows
 
 
 def test_alternate_gives_both_views_at_birth_and_without_a_track_then_one_in_turn() -> None:
@@ -25,6 +25,31 @@ def test_alternate_gives_both_views_at_birth_and_without_a_track_then_one_in_tur
     assert choose_views(track_ids, ages, "never") == ["face"] * 6
     with pytest.raises(ValueError, match="one age per face"):
         choose_views([1, 2], [0], "alternate")
+
+
+def test_a_followed_face_is_due_at_birth_then_every_nth_frame() -> None:
+    track_ids = [None, None, 7, 7, 7, 7, 7]
+    ages = [0, 3, 0, 1, 2, 3, 4]
+    assert due_faces(track_ids, ages, 1) == [True] * 7
+    assert due_faces(track_ids, ages, 2) == [True, True, True, False, True, False, True]
+    assert due_faces(track_ids, ages, 3) == [True, True, True, False, False, True, False]
+    with pytest.raises(ValueError, match="every"):
+        due_faces([1], [0], 0)
+    with pytest.raises(ValueError, match="one age per face"):
+        due_faces([1, 2], [0], 2)
+
+
+def test_views_turn_at_each_frame_a_followed_face_is_seen_at() -> None:
+    # Seen every second frame: ages 2, 4, 6, 8 are its second, third, fourth and fifth looks.
+    assert choose_views([7] * 5, [0, 2, 4, 6, 8], "alternate", every=2) == [
+        "both",
+        "mirror",
+        "face",
+        "mirror",
+        "face",
+    ]
+    with pytest.raises(ValueError, match="every"):
+        choose_views([7], [2], "alternate", every=0)
 
 
 def test_rows_hold_each_face_then_its_mirror_and_average_back() -> None:
