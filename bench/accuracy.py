@@ -221,8 +221,8 @@ def follow(
     classifier and tracker at their default settings (the views of each face as ``mirror``
     chooses, else as the worker's default; a followed face classified every
     ``classify_every`` frames, which ``EMOJIFY_WORKER_CLASSIFY_EVERY`` sets); the frames' results,
-    streams in order. A face not classified this frame keeps its smoothed probabilities, and
-    its per-frame argmax is theirs."""
+    streams in order. The per-frame argmax is every face's own at every frame (the same views,
+    no face skipped), so that the label shown is compared with the classifier alone."""
     from services.inference.settings import WorkerSettings
     from shared.labels import EMOTIONS
     from stages.batching import classify_frames
@@ -237,15 +237,16 @@ def follow(
         for seq, scene in enumerate(frames):
             prepared = prepare(scene, f"stream-{number}", seq)
             policy = mirror or settings.mirror
-            (probabilities,), _, _ = classify_frames(
+            (every_frame,), _, _ = classify_frames([prepared], classifier, policy)
+            (as_worker,), _, _ = classify_frames(
                 [prepared],
                 classifier,
                 policy,
                 every=settings.classify_every,
                 carried=tracker.smoothed,
             )
-            shown = label_faces(prepared, probabilities, tracker)
-            raw = np.argmax(probabilities, axis=1)
+            shown = label_faces(prepared, as_worker, tracker)
+            raw = np.argmax(every_frame, axis=1)
             out.detections.append(
                 [Detection(tuple(b), int(r)) for b, r in zip(prepared.boxes_xywh, raw, strict=True)]
             )
