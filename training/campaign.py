@@ -16,6 +16,10 @@ copied to ``--carry`` (``models/campaign/`` in the repository, committed), so a 
 the run folder continues from there instead of starting again. ``training.train --export-only
 --run-dir RUN`` writes the served model file from the best checkpoint, as for any run.
 
+SIGINT or SIGTERM stops the run at once: the epoch under way is abandoned, the run folder keeps
+every whole epoch (an epoch's files are written before the signal is taken), its state is
+carried, and the command exits with 128 + the signal's number.
+
 A finished run goes on with a warm restart: ``--extend-to 80 --restart-lr 0.005`` adds epochs up
 to 80 on a new cosine schedule from that learning rate, starting from the last epoch's weights
 (the first schedule ended at a learning rate of zero, so more epochs on it would learn nothing).
@@ -32,7 +36,9 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +47,12 @@ import numpy.typing as npt
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.model_file import write_atomic
 from shared.settings import CommandSettings, load_settings
 from training.augment import Jitter, jitter_faces
 from training.data import Examples, class_weights, load_split
 from training.ferplus import label_targets
+from training.stop_signals import StopOnSignal, Stopped
 from training.train import (
     DEFAULT_DATA,
     INPUT_HW,
@@ -179,9 +187,11 @@ def fit_campaign(
     *,
     teacher: npt.NDArray[np.float32],
     budget: Budget,
+    stop: StopOnSignal | None = None,
 ) -> list[dict[str, float]]:
     """Train (or resume) until the last epoch or the budget; ``last.keras`` every epoch,
-    ``best.keras`` by val accuracy. Returns the run's whole history."""
+    ``best.keras`` by val accuracy, each written whole (a temporary file renamed over it), and
+    under ``stop`` a signal waits for an epoch's files. Returns the run's whole history."""
     import keras
 
     from training.models import build_model
@@ -248,14 +258,15 @@ def fit_campaign(
         row["epoch"] = epoch
         row["seconds"] = round(time.monotonic() - started, 1)
         row["jitter_seconds"] = round(jitter_s, 1)
-        student.save(last_path)
-        if row["val_accuracy"] > best:
-            best = row["val_accuracy"]
-            # The same bytes as last.keras: no second serialisation, and git keeps one blob.
-            shutil.copyfile(last_path, best_path)
-        append_history(history_path, row)
-        done.append(row)
-        clock.save()
+        with stop.writing() if stop is not None else nullcontext():
+            write_atomic(last_path, student.save, suffix=".keras")
+            if row["val_accuracy"] > best:
+                best = row["val_accuracy"]
+                # The same bytes as last.keras: no second serialisation, and git keeps one blob.
+                write_atomic(best_path, partial(shutil.copyfile, last_path), suffix=".keras")
+            append_history(history_path, row)
+            done.append(row)
+            clock.save()
         log.info(
             "epoch %d/%d: loss %.4f, accuracy %.4f, val_accuracy %.4f (best %.4f), %.0f s",
             epoch + 1,
@@ -512,13 +523,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         len(train),
         len(val),
     )
-    teacher = teacher_answers(run_dir, Path(config.teacher), train.images)
-    history = fit_campaign(config, run_dir, train, val, teacher=teacher, budget=budget)
-    if carry is not None and carry.resolve() != run_dir.resolve():
-        copy_state(run_dir, carry)
-        log.info("carried the run's state to %s", carry)
+    with StopOnSignal() as stop:
+        try:
+            teacher = teacher_answers(run_dir, Path(config.teacher), train.images)
+            history = fit_campaign(
+                config, run_dir, train, val, teacher=teacher, budget=budget, stop=stop
+            )
+        except Stopped as stopped:
+            history = read_history(run_dir / "history.csv")
+            log.warning(
+                "%s: the run keeps its %d whole epochs (an epoch under way is abandoned)",
+                stopped,
+                len(history),
+            )
+        if carry is not None and carry.resolve() != run_dir.resolve():
+            # A signal that comes while the state is carried waits for all of it.
+            with suppress(Stopped), stop.writing():
+                copy_state(run_dir, carry)
+                log.info("carried the run's state to %s", carry)
     print(summary(history, config.train.epochs, run_dir), flush=True)
-    return 0
+    return 0 if stop.signum is None else 128 + stop.signum
 
 
 if __name__ == "__main__":

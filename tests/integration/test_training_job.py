@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from shared.labels import EMOTIONS
 from shared.model_file import read_metadata, write_model_files
 from stages.classifier import load_classifier
 from tests.fer_tiny import write_fer_csv, write_fer_folder, write_ferplus_votes
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,6 +244,48 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
         classifier.classify(faces, ["mirror"] * 4),
     )
     np.testing.assert_allclose(both, (one + other) / 2, atol=1e-5)
+
+
+def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(
+    tiny_model_path: Path, tmp_path: Path
+) -> None:
+    from training import campaign
+
+    data = write_fer_folder(tmp_path / "fer", per_class=10)
+    run_dir, carry, log_path = tmp_path / "run", tmp_path / "carry", tmp_path / "campaign.log"
+    args = ["--data", str(data), "--teacher", str(tiny_model_path), "--init", ""]
+    args += ["--batch-size", "8", "--epochs", "6", "--carry", str(carry)]
+    args += ["--run-dir", str(run_dir)]
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "training.campaign", *args],
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        history = run_dir / "history.csv"
+        wait_for(lambda: history.is_file() and len(_history_epochs(run_dir)) >= 2, 240, "2 epochs")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM, log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text()
+    assert "stopped by SIGTERM" in log and "Traceback" not in log, log
+    kept = _history_epochs(run_dir)
+    assert kept == list(range(len(kept))) and 2 <= len(kept) < 6, kept
+    assert f"epoch {len(kept)} of 6" in log, "the stop says where the run is"
+    # What is on disk is whole epochs: the checkpoint has taken as many optimizer steps as
+    # the history has epochs of them, and the carried state is the run's.
+    steps = _optimizer_steps(run_dir)
+    assert steps % len(kept) == 0, (steps, kept)
+    assert _history_epochs(carry) == kept
+    # It goes on from there, to the end.
+    assert campaign.main(args) == 0
+    assert _history_epochs(run_dir) == list(range(6))
+    assert _optimizer_steps(run_dir) == 6 * steps // len(kept)
 
 
 def _optimizer_steps(run_dir: Path) -> int:
