@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -187,11 +187,11 @@ def fit_campaign(
     *,
     teacher: npt.NDArray[np.float32],
     budget: Budget,
-    stop: StopOnSignal | None = None,
+    stop: StopOnSignal,
 ) -> list[dict[str, float]]:
     """Train (or resume) until the last epoch or the budget; ``last.keras`` every epoch,
     ``best.keras`` by val accuracy, each written whole (a temporary file renamed over it), and
-    under ``stop`` a signal waits for an epoch's files. Returns the run's whole history."""
+    a signal (``stop``) waits for an epoch's files. Returns the run's whole history."""
     import keras
 
     from training.models import build_model
@@ -258,7 +258,7 @@ def fit_campaign(
         row["epoch"] = epoch
         row["seconds"] = round(time.monotonic() - started, 1)
         row["jitter_seconds"] = round(jitter_s, 1)
-        with stop.writing() if stop is not None else nullcontext():
+        with stop.writing():
             write_atomic(last_path, student.save, suffix=".keras")
             if row["val_accuracy"] > best:
                 best = row["val_accuracy"]
