@@ -385,9 +385,7 @@ def copy_state(source: Path, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     for name in CARRIED:
         if (source / name).is_file():
-            tmp = destination / f".{name}.partial"
-            shutil.copyfile(source / name, tmp)
-            os.replace(tmp, destination / name)
+            write_atomic(destination / name, partial(shutil.copyfile, source / name))
 
 
 def prepare(run_dir: Path, carry: Path | None, fresh: CampaignConfig) -> CampaignConfig:
