@@ -24,6 +24,8 @@ A finished run goes on with a warm restart: ``--extend-to 80 --restart-lr 0.005`
 to 80 on a new cosine schedule from that learning rate, starting from the last epoch's weights
 (the first schedule ended at a learning rate of zero, so more epochs on it would learn nothing).
 The restart is kept in the run's ``campaign.json``; giving the same options again changes nothing.
+``--restart-arch vgg-student-lean`` has the weights go on in another network of the same
+weighted layers (here: with less regularisation around them) from the restart on.
 """
 
 from __future__ import annotations
@@ -88,12 +90,15 @@ DEFAULT_CARRY = Path("models/campaign")
 @dataclass(frozen=True)
 class Restart:
     """A new cosine schedule from ``learning_rate``, begun after epoch ``epoch`` of the run,
-    with ``ferplus_weight`` of the label's share of the target on the FER+ votes from then on."""
+    with ``ferplus_weight`` of the label's share of the target on the FER+ votes from then on;
+    ``arch``, when given, is the network the weights go on in (the same layers, others around
+    them: ``carry_weights``)."""
 
     epoch: int
     epochs: int
     learning_rate: float
     ferplus_weight: float = 0.0
+    arch: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,21 @@ def teacher_answers(
     return answers
 
 
+def carry_weights(source: Any, target: Any, what: str) -> None:
+    """Copy every layer's weights of ``source`` into ``target``, layer for layer in order.
+
+    Layers without weights (dropout, erasing, the mirror) may differ; the weighted ones must
+    match in number and shape, else SystemExit naming ``what``.
+    """
+    from_layers = [layer for layer in source.layers if layer.weights]
+    to_layers = [layer for layer in target.layers if layer.weights]
+    shapes = [[w.shape for w in layer.weights] for layer in from_layers]
+    if shapes != [[w.shape for w in layer.weights] for layer in to_layers]:
+        raise SystemExit(f"{what}: not shaped as {target.name}")
+    for src, dst in zip(from_layers, to_layers, strict=True):
+        dst.set_weights(src.get_weights())
+
+
 def warm_start(student: Any, served_path: Path) -> None:
     """Copy the weights of the served model's first network into ``student`` (same layout)."""
     import keras
@@ -155,13 +175,7 @@ def warm_start(student: Any, served_path: Path) -> None:
     members = [layer for layer in served.layers if isinstance(layer, keras.Model)]
     if not members:
         raise SystemExit(f"--init {served_path}: no network inside the served model")
-    source = [layer for layer in members[0].layers if layer.weights]
-    target = [layer for layer in student.layers if layer.weights]
-    shapes = [[w.shape for w in layer.weights] for layer in source]
-    if shapes != [[w.shape for w in layer.weights] for layer in target]:
-        raise SystemExit(f"--init {served_path}: its first network is not shaped as the student")
-    for src, dst in zip(source, target, strict=True):
-        dst.set_weights(src.get_weights())
+    carry_weights(members[0], student, f"--init {served_path}: its first network")
     log.info("student starts from %s's network %s", served_path, members[0].name)
 
 
@@ -207,6 +221,12 @@ def fit_campaign(
         log.info("resuming %s after epoch %d", run_dir, len(done))
         restart = next((r for r in config.restarts if r.epoch == len(done)), None)
         if restart is not None:
+            if restart.arch:
+                # The network changes here; a run resumed later has the new one in last.keras.
+                switched = build_model(restart.arch, INPUT_HW)
+                carry_weights(student, switched, f"{last_path} (epoch {len(done)})")
+                student = switched
+                log.info("the weights go on in %s", restart.arch)
             # Its schedule begins here; a run resumed later within it has it in last.keras.
             compile_model(student, restart_config(train_config, restart), steps)
             log.info(
@@ -292,10 +312,13 @@ def extend(
     config: CampaignConfig,
     epochs: int,
     learning_rate: float,
+    *,
     ferplus_weight: float = 0.0,
+    arch: str = "",
 ) -> CampaignConfig:
-    """``config`` with the run extended to ``epochs`` epochs by a warm restart, written to the
-    run folder; unchanged when the run already has that many."""
+    """``config`` with the run extended to ``epochs`` epochs by a warm restart (in ``arch``
+    from then on, when given), written to the run folder; unchanged when the run already has
+    that many."""
     done = len(read_history(run_dir / "history.csv"))
     if epochs <= config.train.epochs:
         return config
@@ -308,9 +331,17 @@ def extend(
         epochs=epochs - config.train.epochs,
         learning_rate=learning_rate,
         ferplus_weight=ferplus_weight,
+        arch=arch,
     )
+    update: dict[str, Any] = {"epochs": epochs, "patience": epochs}
+    if arch:
+        from training.models import ARCHITECTURES
+
+        if arch not in ARCHITECTURES:
+            raise SystemExit(f"--restart-arch {arch}: choose one of {sorted(ARCHITECTURES)}")
+        update["arch"] = arch
     extended = CampaignConfig(
-        config.train.model_copy(update={"epochs": epochs, "patience": epochs}),
+        config.train.model_copy(update=update),
         config.teacher,
         config.teacher_weight,
         config.init,
@@ -464,6 +495,11 @@ class CampaignSettings(CommandSettings):
         "given to the ten FER+ raters' votes (<data>/ferplus/train.csv; 0: the FER2013 label "
         "alone).",
     )
+    restart_arch: str = Field(
+        default="",
+        description="The network a warm restart goes on in, with the same weights (one of "
+        "training.models.ARCHITECTURES whose weighted layers match the run's; '': the run's).",
+    )
 
     @field_validator("carry", mode="before")
     @classmethod
@@ -505,7 +541,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = prepare(run_dir, carry, settings.new_run())
     if settings.extend_to:
         config = extend(
-            run_dir, config, settings.extend_to, settings.restart_lr, settings.ferplus_weight
+            run_dir,
+            config,
+            settings.extend_to,
+            settings.restart_lr,
+            ferplus_weight=settings.ferplus_weight,
+            arch=settings.restart_arch,
         )
     import keras
 

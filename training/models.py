@@ -111,8 +111,24 @@ def build_vgg_student(input_hw: tuple[int, int], num_classes: int) -> keras.Mode
     return build_vgg(input_hw, num_classes, erasing=0.25, geometric=False, name="vgg_student")
 
 
+def build_vgg_student_lean(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
+    """The student with less regularisation inside (no random erasing, dropout 0.1): the same
+    weights as ``vgg-student`` layer for layer, so a warm restart may switch to it
+    (``training.campaign --restart-arch``) when the student fits its jittered faces no better
+    than PublicTest (docs/training.md)."""
+    return build_vgg(
+        input_hw,
+        num_classes,
+        erasing=0.0,
+        dropout=0.1,
+        geometric=False,
+        name="vgg_student_lean",
+    )
+
+
 ARCHITECTURES: dict[str, Builder] = {
     "vgg-student": build_vgg_student,
+    "vgg-student-lean": build_vgg_student_lean,
     "vgg": build_vgg,
     "vgg-erasing": build_vgg_erasing,
     "vgg-small": build_vgg_small,

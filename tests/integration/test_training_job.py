@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -178,7 +179,7 @@ def test_export_averages_an_ensemble_of_runs(tmp_path: Path) -> None:
 
 
 def test_campaign_resumes_stops_within_budget_and_carries_its_state(
-    tiny_model_path: Path, tmp_path: Path
+    tiny_model_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from training import campaign, train
 
@@ -212,21 +213,33 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert _history_epochs(run_dir) == [0, 1, 2, 3]
     assert _optimizer_steps(run_dir) == steps_per_epoch
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
-    assert restarts == [{"epoch": 3, "epochs": 1, "learning_rate": 0.01, "ferplus_weight": 0.0}]
+    assert restarts == [
+        {"epoch": 3, "epochs": 1, "learning_rate": 0.01, "ferplus_weight": 0.0, "arch": ""}
+    ]
     assert campaign.main(extend) == 0  # the same options again: nothing more to do
     assert _history_epochs(run_dir) == [0, 1, 2, 3]
-    # A restart may give part of the label's share to the FER+ raters' votes.
+    # A restart may give part of the label's share to the FER+ raters' votes, and move the
+    # weights into a network with less regularisation around the same layers.
     write_ferplus_votes(data)
     ferplus = [*args, "--run-dir", str(run_dir), "--extend-to", "5", "--ferplus-weight", "0.5"]
-    assert campaign.main(ferplus) == 0
+    ferplus += ["--restart-arch", "vgg-student-lean"]
+    with caplog.at_level(logging.INFO, logger="training.campaign"):
+        assert campaign.main(ferplus) == 0
+    assert "the weights go on in vgg-student-lean" in caplog.text
     assert _history_epochs(run_dir) == [0, 1, 2, 3, 4]
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
-    assert restarts[-1] == {"epoch": 4, "epochs": 1, "learning_rate": 0.005, "ferplus_weight": 0.5}
+    assert restarts[-1] == {
+        "epoch": 4,
+        "epochs": 1,
+        "learning_rate": 0.005,
+        "ferplus_weight": 0.5,
+        "arch": "vgg-student-lean",
+    }
     # training.train exports the student like any run: model, .tflite and metadata.
     model = tmp_path / "student.keras"
     export = ["--export-only", "--run-dir", str(run_dir), "--output", str(model)]
     assert train.main(export) == 0
-    assert read_metadata(model).architecture == "vgg-student"
+    assert read_metadata(model).architecture == "vgg-student-lean"
     assert model.with_suffix(".tflite").is_file()
     # The served model sees each face as given, so a face and its mirror image need not get
     # the same answer from it; the worker's classifier averages both views of a face it sees
