@@ -341,10 +341,8 @@ def export_best(
     from training.models import served_model
 
     runs = [run_dir, *ensemble]
-    archs = [config.arch]
     for other in ensemble:
         other_config = read_config(other)
-        archs.append(other_config.arch)
         if (other_config.holdout, other_config.holdout_seed) != (
             config.holdout,
             config.holdout_seed,
@@ -360,6 +358,8 @@ def export_best(
             f"of {len(train)} training faces is empty per class; use more data or --holdout"
         )
     nets = [load_model(best_path) for best_path in best_paths]
+    # Each checkpoint's own network: a campaign may have changed it at a warm restart.
+    archs = [net.name.replace("_", "-") for net in nets]
     prior = train.class_counts() / len(train)
     plain = served_model(nets, [0.0] * len(EMOTIONS))
     tuned = predict_probabilities(plain, tune.images, mirror=True)

@@ -8,7 +8,7 @@ import pytest
 
 from shared.labels import NUM_EMOTIONS
 from training.campaign import carry_weights
-from training.models import build_model
+from training.models import ARCHITECTURES, build_model
 
 INPUT_HW = (48, 48)
 
@@ -36,3 +36,9 @@ def test_weights_of_another_shape_are_refused_by_name() -> None:
     small = build_model("vgg-small", INPUT_HW)
     with pytest.raises(SystemExit, match="epoch 7: not shaped as vgg_small"):
         carry_weights(student, small, "epoch 7")
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_each_network_is_named_for_its_architecture(arch: str) -> None:
+    # training.train's export names a checkpoint's architecture by its network's name.
+    assert build_model(arch, INPUT_HW).name.replace("_", "-") == arch
