@@ -67,6 +67,7 @@ from training.train import (
     split_train,
     write_config,
 )
+from training.widen import carry_weights
 
 log = logging.getLogger("training.campaign")
 
@@ -91,8 +92,8 @@ DEFAULT_CARRY = Path("models/campaign")
 class Restart:
     """A new cosine schedule from ``learning_rate``, begun after epoch ``epoch`` of the run,
     with ``ferplus_weight`` of the label's share of the target on the FER+ votes from then on;
-    ``arch``, when given, is the network the weights go on in (the same layers, others around
-    them: ``carry_weights``)."""
+    ``arch``, when given, is the network the weights go on in (the same weighted layers, as
+    wide or wider, others around them: ``training.widen.carry_weights``)."""
 
     epoch: int
     epochs: int
@@ -148,21 +149,6 @@ def teacher_answers(
         time.monotonic() - started,
     )
     return answers
-
-
-def carry_weights(source: Any, target: Any, what: str) -> None:
-    """Copy every layer's weights of ``source`` into ``target``, layer for layer in order.
-
-    Layers without weights (dropout, erasing, the mirror) may differ; the weighted ones must
-    match in number and shape, else SystemExit naming ``what``.
-    """
-    from_layers = [layer for layer in source.layers if layer.weights]
-    to_layers = [layer for layer in target.layers if layer.weights]
-    shapes = [[w.shape for w in layer.weights] for layer in from_layers]
-    if shapes != [[w.shape for w in layer.weights] for layer in to_layers]:
-        raise SystemExit(f"{what}: not shaped as {target.name}")
-    for src, dst in zip(from_layers, to_layers, strict=True):
-        dst.set_weights(src.get_weights())
 
 
 def warm_start(student: Any, served_path: Path) -> None:
@@ -224,7 +210,12 @@ def fit_campaign(
             if restart.arch:
                 # The network changes here; a run resumed later has the new one in last.keras.
                 switched = build_model(restart.arch, INPUT_HW)
-                carry_weights(student, switched, f"{last_path} (epoch {len(done)})")
+                carry_weights(
+                    student,
+                    switched,
+                    f"{last_path} (epoch {len(done)})",
+                    seed=train_config.seed + len(done),
+                )
                 student = switched
                 log.info("the weights go on in %s", restart.arch)
             # Its schedule begins here; a run resumed later within it has it in last.keras.

@@ -126,9 +126,26 @@ def build_vgg_student_lean(input_hw: tuple[int, int], num_classes: int) -> keras
     )
 
 
+def build_vgg_student_wide(input_hw: tuple[int, int], num_classes: int) -> keras.Model:
+    """The lean student with its last two blocks wider (256 and 512 channels instead of 192
+    and 384): 1.4x the compute a face, 4.5 M parameters instead of 2.6 M. A warm restart may
+    carry the student's weights into it so that it starts where the student is
+    (``training.widen``)."""
+    return build_vgg(
+        input_hw,
+        num_classes,
+        widths=(48, 96, 256, 512),
+        erasing=0.0,
+        dropout=0.1,
+        geometric=False,
+        name="vgg_student_wide",
+    )
+
+
 ARCHITECTURES: dict[str, Builder] = {
     "vgg-student": build_vgg_student,
     "vgg-student-lean": build_vgg_student_lean,
+    "vgg-student-wide": build_vgg_student_wide,
     "vgg": build_vgg,
     "vgg-erasing": build_vgg_erasing,
     "vgg-small": build_vgg_small,

@@ -219,13 +219,13 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert campaign.main(extend) == 0  # the same options again: nothing more to do
     assert _history_epochs(run_dir) == [0, 1, 2, 3]
     # A restart may give part of the label's share to the FER+ raters' votes, and move the
-    # weights into a network with less regularisation around the same layers.
+    # weights into a wider network (training.widen) that goes on from them.
     write_ferplus_votes(data)
     ferplus = [*args, "--run-dir", str(run_dir), "--extend-to", "5", "--ferplus-weight", "0.5"]
-    ferplus += ["--restart-arch", "vgg-student-lean"]
+    ferplus += ["--restart-arch", "vgg-student-wide"]
     with caplog.at_level(logging.INFO, logger="training.campaign"):
         assert campaign.main(ferplus) == 0
-    assert "the weights go on in vgg-student-lean" in caplog.text
+    assert "the weights go on in vgg-student-wide" in caplog.text
     assert _history_epochs(run_dir) == [0, 1, 2, 3, 4]
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
     assert restarts[-1] == {
@@ -233,18 +233,24 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
         "epochs": 1,
         "learning_rate": 0.005,
         "ferplus_weight": 0.5,
-        "arch": "vgg-student-lean",
+        "arch": "vgg-student-wide",
     }
+    import keras
+
+    from shared.keras_layers import CUSTOM_OBJECTS
+
+    last = keras.saving.load_model(carry / "last.keras", custom_objects=CUSTOM_OBJECTS)
+    assert last.name == "vgg_student_wide"
     # training.train exports the student like any run: model, .tflite and metadata.
     model = tmp_path / "student.keras"
     export = ["--export-only", "--run-dir", str(run_dir), "--output", str(model)]
     assert train.main(export) == 0
-    # The metadata names the exported checkpoint's own network: lean if the best epoch came
-    # after the switch.
+    # The metadata names the exported checkpoint's own network: the wide one if the best epoch
+    # came after the switch.
     with (run_dir / "history.csv").open(newline="") as handle:
         accuracies = [float(row["val_accuracy"]) for row in csv.DictReader(handle)]
     best_epoch = accuracies.index(max(accuracies))
-    expected = "vgg-student-lean" if best_epoch == 4 else "vgg-student"
+    expected = "vgg-student-wide" if best_epoch == 4 else "vgg-student"
     assert read_metadata(model).architecture == expected
     assert model.with_suffix(".tflite").is_file()
     # The served model sees each face as given, so a face and its mirror image need not get
