@@ -6,7 +6,8 @@ drawn head with hair, ears, neck and shoulders, its border blended, among clutte
 the worker's own ``prepare_frame`` (decode, detect, ``model_crop``) and classifier on each, as
 the service does.
 Per detector (and for the truth boxes, which show what the camera alone costs) it reports
-recall (a truth face matched by a detection with IoU >= 0.3), false detections per frame
+recall (a truth face matched by a detection with IoU >= 0.3, or by one lying within its
+square at a smaller scale: a loosely framed FER2013 face), false detections per frame
 (all, and "away": those whose centre lies on no face, the detector's own false alarms),
 accuracy on the faces found, the same faces' accuracy at their own FER2013 framing (the
 ceiling), the gap, the share of all faces with the right emoji, detect ms per frame, and the
@@ -52,6 +53,10 @@ from shared.settings import load_settings  # noqa: E402
 from stages.views import DEFAULT_POLICY, MirrorPolicy  # noqa: E402
 
 MATCH_IOU = 0.3
+#: A detection with this share of its area inside a face's square, and at least this share of
+#: the square's side, is that face where no detection overlaps it by MATCH_IOU (``match``).
+INSIDE_AREA = 0.9
+INSIDE_SIDE = 0.35
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "fer2013"
 
 
@@ -61,13 +66,44 @@ class Detection:
     label: int
 
 
-def match(truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]]) -> dict[int, int]:
-    """Greedy one-to-one matching by IoU (highest first, >= MATCH_IOU): truth -> detection."""
+def match(
+    truth: Sequence[Sequence[int]], found: Sequence[Sequence[int]], *, inside: bool = True
+) -> dict[int, int]:
+    """truth -> detection, one to one: greedy by IoU (highest first, >= MATCH_IOU); then, with
+    ``inside``, each truth square left over takes the largest detection left over that lies
+    within it (``lies_within``).
+
+    A FER2013 square holds one face, and a loosely framed one shows it at half the square's
+    side or less (face and shoulders): the detector's box on that face overlaps the square by
+    an IoU of 0.25 or less, yet it is that face, found (docs/benchmarks.md, "Tracking")."""
     from stages.tracker import match_greedy
 
     if not len(truth) or not len(found):
         return {}
-    return match_greedy(iou_matrix_xywh(found, truth), MATCH_IOU)
+    matched = match_greedy(iou_matrix_xywh(found, truth), MATCH_IOU)
+    if inside:
+        left = [i for i in range(len(found)) if i not in matched.values()]
+        for ti in (t for t in range(len(truth)) if t not in matched):
+            within = [i for i in left if lies_within(found[i], truth[ti])]
+            if within:
+                best = max(within, key=lambda i: found[i][2] * found[i][3])
+                matched[ti] = best
+                left.remove(best)
+    return matched
+
+
+def lies_within(box: Sequence[int], square: Sequence[int]) -> bool:
+    """Whether ``box`` lies within ``square`` (``INSIDE_AREA`` of its area) and is no smaller
+    than ``INSIDE_SIDE`` of its side (both x, y, w, h)."""
+    x, y, w, h = box
+    sx, sy, sw, sh = square
+    overlap_w = max(0, min(x + w, sx + sw) - max(x, sx))
+    overlap_h = max(0, min(y + h, sy + sh) - max(y, sy))
+    return (
+        w * h > 0
+        and overlap_w * overlap_h >= INSIDE_AREA * w * h
+        and max(w, h) >= INSIDE_SIDE * max(sw, sh)
+    )
 
 
 def _visible(box: Sequence[int], size_wh: tuple[int, int] = (640, 480)) -> tuple[int, ...]:
@@ -118,8 +154,8 @@ def score(
         "recall": found / max(faces, 1),
         "false_per_frame": false / max(len(scenes), 1),
         # Of those, the ones with their centre on no face: the detector's own false alarms. The
-        # others are mostly a face found at another scale than its FER2013 square (a loosely
-        # framed crop), too far off for a match (docs/benchmarks.md, "Tracking").
+        # others are a second box on a face, or a box on a face larger than its FER2013
+        # square (docs/benchmarks.md, "Tracking").
         "false_away_per_frame": away / max(len(scenes), 1),
         "accuracy_found": right / max(found, 1),
         "ceiling_found": ceiling_found / max(found, 1),
@@ -325,7 +361,8 @@ def box_ratios(
     scales, shifts_x, shifts_y = [], [], []
     for scene, found in zip(scenes, boxes, strict=True):
         inside = [face for face in scene.faces if _visible(face.box_xywh) == face.box_xywh]
-        matched = match([face.box_xywh for face in inside], found)
+        # IoU alone, as the spread measured on held-out material was.
+        matched = match([face.box_xywh for face in inside], found, inside=False)
         for ti, fi in matched.items():
             tx, ty, tside, _ = inside[ti].box_xywh
             x, y, w, h = found[fi]

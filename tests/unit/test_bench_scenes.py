@@ -41,6 +41,21 @@ def test_match_is_one_to_one_and_needs_overlap() -> None:
     assert match(truth, found) == {0: 1}
 
 
+def test_match_takes_a_smaller_box_within_a_square_left_over() -> None:
+    # A loosely framed face: the detector's box is half the square's side, IoU 0.25.
+    truth = [(0, 0, 100, 100), (200, 0, 100, 100)]
+    on_face = (25, 20, 50, 50)
+    assert match(truth, [on_face]) == {0: 0}
+    assert match(truth, [on_face], inside=False) == {}
+    # Not when it pokes out of the square, nor when it is too small to be the face.
+    assert match(truth, [(60, 20, 50, 50)]) == {}
+    assert match(truth, [(40, 40, 30, 30)]) == {}
+    # One detection a square: a second box on a face already found stays a false one, and
+    # the largest of those within a square left over is its face.
+    assert match(truth, [(0, 0, 100, 100), on_face]) == {0: 0}
+    assert match(truth, [(210, 10, 40, 40), (220, 20, 60, 60)]) == {1: 1}
+
+
 def test_score_counts_found_right_false_and_the_ceiling() -> None:
     faces, labels = _faces()
     scene = make_scene(np.random.default_rng(5), faces, labels, [])
