@@ -12,6 +12,8 @@
 5. **Second look and vote** (``second_look.confirm``): each weak candidate is looked at again
    in its surroundings by the network, and the Haar cascade votes on it; a fitted logistic
    score keeps it or not.
+6. **YuNet's look** (``yunet_look``): a kept candidate BlazeFace scored under
+   ``UNSURE_SCORE`` stays only where another network, YuNet, finds a face on it too.
 
 The box this detector reports and the crop the model sees are two fitted transforms on
 purpose: ``BOX_FIT`` gives the box that is drawn, tracked (IoU), filtered for nesting and
@@ -42,6 +44,7 @@ from .blazeface_pass import BlazeFacePass, LookJob, Region
 from .second_look import CANDIDATE_SCORE, Look, confirm
 from .ssd import FULL_RANGE, SHORT_RANGE, outside_stronger, weighted_nms_xyxy
 from .tiler import tile_jobs
+from .yunet_look import UNSURE_SCORE, YuNetLook
 
 __all__ = ["ASSETS", "BlazeFaceDetector", "fitted_faces", "merge_tiers"]
 
@@ -134,7 +137,7 @@ class BlazeFaceDetector:
         path = model_path or ASSETS / MODEL_FILES[variant]
         if not path.is_file():
             raise DetectorError(
-                f"BlazeFace model not found: {path} (made by scripts/extract_blazeface.py)"
+                f"BlazeFace model not found: {path} (made by scripts/extract_detectors.py)"
             )
         if min_face_px < 1:
             raise ValueError(f"expected min_face_px >= 1, found {min_face_px}")
@@ -156,6 +159,8 @@ class BlazeFaceDetector:
             min_score=default_score if min_score is None else min_score,
             cascades=self._looks,
         )
+        #: The last look at the unsure faces the second look keeps (None without looks).
+        self.yunet = YuNetLook() if self._looks else None
         self._box_fit = BOX_FIT[variant]
         self._min_face_px = min_face_px
         self._tiled = tiled
@@ -204,10 +209,13 @@ class BlazeFaceDetector:
     def _second_look(
         self, sources: list[tuple[float, ImageU8]], candidates: list[Candidate]
     ) -> list[Candidate]:
-        """The candidates that ``second_look.confirm`` keeps: the looks cut from the frame's
-        copies (``sources``, smallest scale first), the Haar votes from the frame itself, on
-        which they were fitted."""
+        """The candidates that ``second_look.confirm`` keeps, those under ``UNSURE_SCORE``
+        only where YuNet finds them too: the looks cut from the frame's copies (``sources``,
+        smallest scale first), the Haar votes and YuNet's look from the frame itself."""
         frame = sources[-1][1]
+        yunet = self.yunet
+        if yunet is None:
+            raise DetectorError("this BlazeFace detector was built without second looks")
 
         def look(indices: list[int], which: Look) -> list[float]:
             jobs: list[LookJob] = [
@@ -219,4 +227,8 @@ class BlazeFaceDetector:
             return self.single_pass.votes(frame, [candidates[i].box_xyxy for i in indices])
 
         kept = confirm([c.score for c in candidates], look, votes)
-        return [c for c, keep in zip(candidates, kept, strict=True) if keep]
+        return [
+            c
+            for c, keep in zip(candidates, kept, strict=True)
+            if keep and (c.score >= UNSURE_SCORE or yunet.finds(frame, c.face.box_xywh))
+        ]

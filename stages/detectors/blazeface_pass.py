@@ -1,6 +1,6 @@
 """BlazeFace's single pass: the network on one region of the frame, decoded to frame pixels.
 
-The ``.tflite`` files come from the mediapipe wheel (``scripts/extract_blazeface.py``; licence
+The ``.tflite`` files come from the mediapipe wheel (``scripts/extract_detectors.py``; licence
 and sha256 in ``assets/blazeface/``) and run on LiteRT (``ai-edge-litert``; no mediapipe, no
 TensorFlow). A region is letterboxed to the model input, the SSD outputs decoded with ``ssd``
 and mapped back to frame pixels with ``letterbox``: rows of BlazeFace's own box (brows to

@@ -22,6 +22,7 @@ from stages.detectors.blazeface import BlazeFaceDetector
 from stages.detectors.letterbox import Letterbox, letterbox_rgb, to_frame_xyxy
 from stages.detectors.second_look import CANDIDATE_SCORE
 from stages.detectors.tiler import tile_regions
+from stages.detectors.yunet_look import YuNetLook
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
 pytestmark = pytest.mark.timeout(120)
@@ -244,6 +245,56 @@ def test_the_second_look_drops_what_only_looked_like_a_face(photo: str, faces: i
     assert len(looked) == faces, looked
     # The candidates are the same: what is kept is kept as it was found.
     assert {face.box_xywh for face in looked} <= {face.box_xywh for face in without}
+
+
+@pytest.mark.parametrize("photo", ["chelsea", "coffee"], ids=["a cat", "a cup"])
+def test_yunet_finds_no_face_where_blazeface_only_guessed_one(photo: str) -> None:
+    frame = _photo_640(photo)
+    guesses = BlazeFaceDetector(
+        "short", tiled=True, second_look=False, min_score=CANDIDATE_SCORE
+    ).detect(frame)
+    assert guesses
+    look = YuNetLook()
+    assert not any(look.finds(frame, face.box_xywh) for face in guesses)
+    assert (look.looks_taken, look.faces_dropped) == (len(guesses), len(guesses))
+
+
+def test_yunet_finds_the_faces(
+    astronaut_bgr: np.ndarray, recorded: list[tuple[np.ndarray, list[BoxXYWH]]]
+) -> None:
+    look = YuNetLook()
+    assert look.finds(astronaut_bgr, ASTRONAUT_FACE_XYWH)
+    for image, boxes in recorded:
+        assert all(look.finds(image, box) for box in boxes), boxes
+    assert look.faces_dropped == 0
+
+
+def test_yunet_looks_at_the_unsure_faces_that_the_second_look_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the second look keeping every candidate, YuNet's look leaves the man's face (which
+    BlazeFace is sure of, so it needs no look) and drops the rest (the camera, the tripod)."""
+    frame = _photo_640("camera")
+    shipped = BlazeFaceDetector("short", tiled=True).detect(frame)
+    monkeypatch.setattr(
+        "stages.detectors.blazeface.confirm", lambda scores, look, votes: [True] * len(scores)
+    )
+    detector = BlazeFaceDetector("short", tiled=True)
+    faces = detector.detect(frame)
+    assert detector.yunet is not None
+    assert detector.yunet.looks_taken >= 1
+    assert detector.yunet.faces_dropped == detector.yunet.looks_taken
+    assert len(faces) == 1
+    assert faces == shipped
+
+
+def test_a_missing_or_corrupt_yunet_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DetectorError, match=r"YuNet model not found: .*nope\.onnx"):
+        YuNetLook(tmp_path / "nope.onnx")
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a network")
+    with pytest.raises(DetectorError, match=r"YuNet model could not be loaded: .*corrupt\.onnx"):
+        YuNetLook(corrupt)
 
 
 def test_weak_candidates_leave_the_boxes_of_sure_faces_as_they_were(

@@ -1,0 +1,80 @@
+"""A last look at the faces BlazeFace is least sure of, by another network: YuNet.
+
+The second look (``second_look``) keeps some candidates that are not faces: textured
+backgrounds (brickwork, cells under a microscope) at detector scores of 0.44-0.57, where the
+Haar cascade votes as readily as on a face. YuNet (OpenCV Zoo's
+``face_detection_yunet_2023mar.onnx``, MIT, 232 KB, run by OpenCV's own
+``cv2.FaceDetectorYN``) was trained on other data, with another design, and errs elsewhere:
+each kept candidate under ``UNSURE_SCORE`` is shown to it in a square of ``CONTEXT`` x its
+side at ``SIZE`` pixels, and stays a face only where YuNet finds one there
+(``YUNET_SCORE``, IoU ``YUNET_IOU`` with the candidate's box). Thresholds chosen on shots of
+``train/`` faces and checked on three draws of ``test/`` ones (docs/benchmarks.md, "YuNet").
+The model file is extracted by ``scripts/extract_detectors.py`` (licence and sha256 beside it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+import cv2
+import numpy as np
+
+from shared.image import BoxXYWH, ImageU8, iou_matrix_xywh
+
+from .base import DetectorError
+from .second_look import context_square
+
+__all__ = ["MODEL_PATH", "UNSURE_SCORE", "YuNetLook"]
+
+MODEL_PATH: Final = (
+    Path(__file__).resolve().parents[1] / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
+)
+#: Faces the second look kept with a BlazeFace score under this get YuNet's look; on the
+#: bench's scenes 99% of the faces found score 0.5 or more, the false ones 0.44-0.57.
+UNSURE_SCORE: Final = 0.6
+#: YuNet's lowest score for a face in the look.
+YUNET_SCORE: Final = 0.2
+#: A face YuNet finds in the look is the candidate where their boxes overlap by this IoU
+#: (YuNet's box runs from forehead to chin, a little off the candidate's).
+YUNET_IOU: Final = 0.2
+#: The look's square: this many times the candidate's side, at this many pixels.
+CONTEXT: Final = 2.0
+SIZE: Final = 128
+
+
+class YuNetLook:
+    """``finds(frame, box)``: whether YuNet finds a face on ``box`` in its surroundings.
+
+    Not for two threads at once (the BlazeFace detector calls it under its lock).
+    ``looks_taken`` and ``faces_dropped`` count its work."""
+
+    def __init__(self, path: Path = MODEL_PATH) -> None:
+        if not path.is_file():
+            raise DetectorError(
+                f"YuNet model not found: {path} (made by scripts/extract_detectors.py)"
+            )
+        try:
+            self._net = cv2.FaceDetectorYN.create(
+                str(path), "", (SIZE, SIZE), score_threshold=YUNET_SCORE
+            )
+        except cv2.error as error:
+            raise DetectorError(f"YuNet model could not be loaded: {path}: {error}") from error
+        self.looks_taken = 0
+        self.faces_dropped = 0
+
+    def finds(self, frame_bgr: ImageU8, box_xywh: BoxXYWH) -> bool:
+        """Whether YuNet finds a face overlapping ``box_xywh`` (frame pixels) by ``YUNET_IOU``
+        in the square of ``CONTEXT`` x its side around it."""
+        self.looks_taken += 1
+        x, y, w, h = box_xywh
+        square, scale, (left, top) = context_square(
+            frame_bgr, np.array([x, y, x + w, y + h], np.float64), CONTEXT, SIZE
+        )
+        _, rows = self._net.detect(square)
+        found = rows is not None and len(rows) > 0
+        if found:
+            boxes = np.asarray(rows, np.float64)[:, :4] / scale + [left, top, 0, 0]
+            found = bool(iou_matrix_xywh([box_xywh], boxes)[0].max() >= YUNET_IOU)
+        self.faces_dropped += not found
+        return found
