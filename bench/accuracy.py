@@ -48,7 +48,7 @@ if str(ROOT) not in sys.path:  # `python bench/accuracy.py` as well as `python -
     sys.path.insert(0, str(ROOT))
 
 from bench.common import BenchSettings  # noqa: E402
-from shared.image import iou_matrix_xywh  # noqa: E402
+from shared.image import iou_matrix_xywh, overlap_matrix_xyxy  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 from stages.views import DEFAULT_POLICY, MirrorPolicy  # noqa: E402
 
@@ -97,13 +97,8 @@ def lies_within(box: Sequence[int], square: Sequence[int]) -> bool:
     than ``INSIDE_SIDE`` of its side (both x, y, w, h)."""
     x, y, w, h = box
     sx, sy, sw, sh = square
-    overlap_w = max(0, min(x + w, sx + sw) - max(x, sx))
-    overlap_h = max(0, min(y + h, sy + sh) - max(y, sy))
-    return (
-        w * h > 0
-        and overlap_w * overlap_h >= INSIDE_AREA * w * h
-        and max(w, h) >= INSIDE_SIDE * max(sw, sh)
-    )
+    shared = float(overlap_matrix_xyxy([(x, y, x + w, y + h)], [(sx, sy, sx + sw, sy + sh)])[0, 0])
+    return w * h > 0 and shared >= INSIDE_AREA * w * h and max(w, h) >= INSIDE_SIDE * max(sw, sh)
 
 
 def _visible(box: Sequence[int], size_wh: tuple[int, int] = (640, 480)) -> tuple[int, ...]:
