@@ -93,13 +93,15 @@ class Restart:
     """A new cosine schedule from ``learning_rate``, begun after epoch ``epoch`` of the run,
     with ``ferplus_weight`` of the label's share of the target on the FER+ votes from then on;
     ``arch``, when given, is the network the weights go on in (the same weighted layers, as
-    wide or wider, others around them: ``training.widen.carry_weights``)."""
+    wide or wider, others around them: ``training.widen.carry_weights``); ``teacher_weight``,
+    when given, the teacher's share of the target from then on (else the run's)."""
 
     epoch: int
     epochs: int
     learning_rate: float
     ferplus_weight: float = 0.0
     arch: str = ""
+    teacher_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,12 @@ class CampaignConfig:
         """The FER+ weight of the schedule that ``epoch`` (0-based) belongs to."""
         begun = [r for r in self.restarts if r.epoch <= epoch]
         return begun[-1].ferplus_weight if begun else self.ferplus_weight
+
+    def teacher_weight_at(self, epoch: int) -> float:
+        """The teacher's weight in the target at ``epoch`` (0-based): that of the last restart
+        begun by then that gave one, else the run's."""
+        given = [r.teacher_weight for r in self.restarts if r.epoch <= epoch]
+        return next((w for w in reversed(given) if w is not None), self.teacher_weight)
 
 
 def teacher_answers(
@@ -248,9 +256,8 @@ def fit_campaign(
         weight = config.ferplus_weight_at(epoch)
         if weight not in label_parts:
             label_parts[weight] = label_targets(train, weight, votes)
-        targets = (
-            config.teacher_weight * teacher + (1 - config.teacher_weight) * label_parts[weight]
-        )
+        taught = config.teacher_weight_at(epoch)
+        targets = taught * teacher + (1 - taught) * label_parts[weight]
         faces = jitter_faces(train.images, epoch_rng(train_config.seed, epoch), CAMPAIGN_JITTER)
         jitter_s = time.monotonic() - started
         order = np.random.default_rng([train_config.seed, epoch]).permutation(len(faces))
@@ -306,10 +313,11 @@ def extend(
     *,
     ferplus_weight: float = 0.0,
     arch: str = "",
+    teacher_weight: float | None = None,
 ) -> CampaignConfig:
-    """``config`` with the run extended to ``epochs`` epochs by a warm restart (in ``arch``
-    from then on, when given), written to the run folder; unchanged when the run already has
-    that many."""
+    """``config`` with the run extended to ``epochs`` epochs by a warm restart (in ``arch``,
+    and with ``teacher_weight``, from then on, when given), written to the run folder;
+    unchanged when the run already has that many."""
     done = len(read_history(run_dir / "history.csv"))
     if epochs <= config.train.epochs:
         return config
@@ -323,6 +331,7 @@ def extend(
         learning_rate=learning_rate,
         ferplus_weight=ferplus_weight,
         arch=arch,
+        teacher_weight=teacher_weight,
     )
     update: dict[str, Any] = {"epochs": epochs, "patience": epochs}
     if arch:
@@ -491,6 +500,13 @@ class CampaignSettings(CommandSettings):
         description="The network a warm restart goes on in, with the same weights (one of "
         "training.models.ARCHITECTURES whose weighted layers match the run's; '': the run's).",
     )
+    restart_teacher_weight: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The teacher's weight in the target from a warm restart on (default: as "
+        "before it).",
+    )
 
     @field_validator("carry", mode="before")
     @classmethod
@@ -538,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.restart_lr,
             ferplus_weight=settings.ferplus_weight,
             arch=settings.restart_arch,
+            teacher_weight=settings.restart_teacher_weight,
         )
     import keras
 
@@ -546,10 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     train, _ = split_train(load_split(data, "train"), config.train)
     val = limited(load_split(data, "test"), config.train.limit, config.train.seed)
     log.info(
-        "campaign %s (%s, teacher %s): train %d, val %d",
+        "campaign %s (%s, teacher %s at %g now): train %d, val %d",
         run_dir,
         config.train.arch,
         config.teacher,
+        config.teacher_weight_at(len(read_history(run_dir / "history.csv"))),
         len(train),
         len(val),
     )

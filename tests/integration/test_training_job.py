@@ -214,18 +214,27 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert _optimizer_steps(run_dir) == steps_per_epoch
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
     assert restarts == [
-        {"epoch": 3, "epochs": 1, "learning_rate": 0.01, "ferplus_weight": 0.0, "arch": ""}
+        {
+            "epoch": 3,
+            "epochs": 1,
+            "learning_rate": 0.01,
+            "ferplus_weight": 0.0,
+            "arch": "",
+            "teacher_weight": None,
+        }
     ]
     assert campaign.main(extend) == 0  # the same options again: nothing more to do
     assert _history_epochs(run_dir) == [0, 1, 2, 3]
-    # A restart may give part of the label's share to the FER+ raters' votes, and move the
-    # weights into a wider network (training.widen) that goes on from them.
+    # A restart may give part of the label's share to the FER+ raters' votes, move the
+    # weights into a wider network (training.widen) that goes on from them, and change the
+    # teacher's share of the target.
     write_ferplus_votes(data)
     ferplus = [*args, "--run-dir", str(run_dir), "--extend-to", "5", "--ferplus-weight", "0.5"]
-    ferplus += ["--restart-arch", "vgg-student-wide"]
+    ferplus += ["--restart-arch", "vgg-student-wide", "--restart-teacher-weight", "0.3"]
     with caplog.at_level(logging.INFO, logger="training.campaign"):
         assert campaign.main(ferplus) == 0
     assert "the weights go on in vgg-student-wide" in caplog.text
+    assert "at 0.3 now" in caplog.text
     assert _history_epochs(run_dir) == [0, 1, 2, 3, 4]
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
     assert restarts[-1] == {
@@ -234,6 +243,7 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
         "learning_rate": 0.005,
         "ferplus_weight": 0.5,
         "arch": "vgg-student-wide",
+        "teacher_weight": 0.3,
     }
     import keras
 

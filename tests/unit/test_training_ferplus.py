@@ -82,3 +82,25 @@ def test_each_schedule_keeps_its_own_ferplus_weight() -> None:
         0.3,
         0.3,
     ]
+
+
+def test_a_restart_may_change_the_teachers_weight_and_later_ones_keep_it() -> None:
+    config = CampaignConfig(
+        TrainConfig(epochs=120),
+        teacher="t",
+        teacher_weight=0.6,
+        init="",
+        restarts=(
+            Restart(60, 20, 0.005),
+            Restart(80, 20, 0.002, teacher_weight=0.3),
+            Restart(100, 20, 0.002, arch="vgg-student-wide"),
+        ),
+    )
+    assert [config.teacher_weight_at(e) for e in (0, 79, 80, 99, 100, 119)] == [
+        0.6,
+        0.6,
+        0.3,
+        0.3,
+        0.3,
+        0.3,
+    ]
