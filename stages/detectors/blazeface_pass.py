@@ -134,7 +134,8 @@ class BlazeFacePass:
         def lane(index: int) -> list[_Result]:
             return [work(self._lanes[index], job) for job in jobs[index::lanes]]
 
-        others = [self._pool.submit(lane, i) for i in range(1, lanes)] if self._pool else []
+        busy = range(1, min(lanes, len(jobs)))  # a lane with no job is not woken
+        others = [self._pool.submit(lane, i) for i in busy] if self._pool else []
         try:
             mine = lane(0)
         finally:

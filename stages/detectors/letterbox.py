@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from shared.image import ImageU8
+from shared.image import ImageU8, shrink
 
 __all__ = ["Letterbox", "letterbox_rgb", "to_frame_xyxy"]
 
@@ -31,11 +30,7 @@ def letterbox_rgb(frame_bgr: ImageU8, size: int) -> tuple[npt.NDArray[np.float32
     height, width = frame_bgr.shape[:2]
     scale = size / max(height, width)
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    resized = frame_bgr
-    if (new_w, new_h) != (width, height):
-        resized = np.asarray(
-            cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_AREA), np.uint8
-        )
+    resized = frame_bgr if (new_w, new_h) == (width, height) else shrink(frame_bgr, (new_w, new_h))
     pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
     canvas = np.zeros((size, size, 3), np.uint8)
     canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized[:, :, ::-1]

@@ -1,20 +1,17 @@
 """The tiler: the frame cut into overlapping square tiles at two sizes, so that BlazeFace, which
 sees a whole 640x480 frame at a fifth of its scale, finds faces down to about 60 px.
 
-Pure numpy and OpenCV. Per tile size the frame is resized once to the scale the model sees its
-tiles at, and every tile is cut from that copy (a third of the time of resizing each on its
-own); the whole frame is shrunk from the first, coarsest, copy. The copies are kept: the second
-look cuts its squares from the smallest that is sharp enough.
+Pure image maths. Per tile size the frame is shrunk once (``shared.image.shrink``) to the
+scale the model sees its tiles at, and every tile is cut from that copy (a third of the time of
+resizing each on its own); the whole frame is shrunk from the first, coarsest, copy. The copies
+are kept: the second look cuts its squares from the smallest that is sharp enough.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-import cv2
-import numpy as np
-
-from shared.image import ImageU8
+from shared.image import ImageU8, shrink
 
 from .blazeface_pass import Region
 
@@ -57,7 +54,7 @@ def tile_jobs(
         tiles = tile_regions(width, height, fraction)
         scale = input_size / tiles[0][2]
         size_wh = (max(1, round(width * scale)), max(1, round(height * scale)))
-        source = np.asarray(cv2.resize(frame_bgr, size_wh, interpolation=cv2.INTER_AREA), np.uint8)
+        source = shrink(frame_bgr, size_wh)
         sources.append((scale, source))
         regions = [(0, 0, width, height), *tiles] if level == 0 else tiles
         jobs += [Region(source, scale, region) for region in regions]

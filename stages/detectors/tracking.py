@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
-from shared.image import ImageU8, iou_matrix_xywh
+from shared.image import ImageU8, iou_matrix_xywh, shrink
 
 from ..tracker import match_greedy
 from .base import DetectedFace
@@ -62,8 +62,8 @@ Thumbnail = npt.NDArray[np.float32]
 
 def thumbnail(frame_bgr: ImageU8) -> Thumbnail:
     """The frame in grey at ``THUMB_WH``, as float32."""
-    grey = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
-    return np.asarray(cv2.resize(grey, THUMB_WH, interpolation=cv2.INTER_AREA), np.float32)
+    grey = np.asarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY), np.uint8)
+    return np.asarray(shrink(grey, THUMB_WH), np.float32)
 
 
 def is_cut(before: Thumbnail, after: Thumbnail, level: float = CUT_LEVEL) -> bool:
@@ -202,6 +202,8 @@ def find_again(
     """Per box, the face in the square of ``context`` x its side around it that overlaps it
     most (IoU >= ``SAME_FACE_IOU``), with its score; None where there is none. One model pass
     a box."""
+    if not boxes_xywh:
+        return []
     height, width = frame_bgr.shape[:2]
     regions = [_around(box, context, (width, height)) for box in boxes_xywh]
     out: list[tuple[DetectedFace, float] | None] = []

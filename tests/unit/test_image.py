@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from shared.image import (
     jpeg_size_wh,
     overlay_rgba,
     resize_to_fit,
+    shrink,
     to_gray,
 )
 
@@ -122,6 +124,33 @@ def test_resize_to_fit(
     shape: tuple[int, ...], max_wh: tuple[int, int], expected_shape: tuple[int, ...]
 ) -> None:
     assert resize_to_fit(np.zeros(shape, dtype=np.uint8), max_wh).shape == expected_shape
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "coffee"])
+@pytest.mark.parametrize(("side", "size_wh"), [(640, (128, 96)), (480, (128, 128))])
+def test_shrink_averages_like_inter_area(photo: str, side: int, size_wh: tuple[int, int]) -> None:
+    from bench.scenes import photo_bgr
+
+    frame = np.asarray(cv2.resize(photo_bgr(photo), (640, 480), interpolation=cv2.INTER_AREA))
+    image = np.ascontiguousarray(frame[:, :side])
+    before = image.copy()
+    small = shrink(image, size_wh)
+    area = cv2.resize(image, size_wh, interpolation=cv2.INTER_AREA)
+    assert small.shape == area.shape and small.dtype == np.uint8
+    off = np.abs(small.astype(int) - area.astype(int)).mean()
+    # Bilinear straight down skips pixels (aliasing): further from the area average.
+    linear = cv2.resize(image, size_wh, interpolation=cv2.INTER_LINEAR)
+    assert off < 3.0 and off < np.abs(linear.astype(int) - area.astype(int)).mean()
+    assert np.array_equal(image, before)
+
+
+def test_shrink_to_the_same_size_copies_and_checks_its_size() -> None:
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    same = shrink(image, (4, 3))
+    assert same is not image and np.array_equal(same, image)
+    assert shrink(image, (8, 6)).shape == (6, 8)
+    with pytest.raises(ImageError, match="positive"):
+        shrink(image, (0, 3))
 
 
 def sprite_4x4(alpha: int) -> ImageU8:
