@@ -94,7 +94,9 @@ class Restart:
     with ``ferplus_weight`` of the label's share of the target on the FER+ votes from then on;
     ``arch``, when given, is the network the weights go on in (the same weighted layers, as
     wide or wider, others around them: ``training.widen.carry_weights``); ``teacher_weight``,
-    when given, the teacher's share of the target from then on (else the run's)."""
+    when given, the teacher's share of the target from then on (else the run's); ``start``,
+    when given, a served model file whose first network the weights come from instead of the
+    run's last epoch (back to an earlier, shipped network, in ``arch`` or the run's)."""
 
     epoch: int
     epochs: int
@@ -102,6 +104,7 @@ class Restart:
     ferplus_weight: float = 0.0
     arch: str = ""
     teacher_weight: float | None = None
+    start: str = ""
 
 
 @dataclass(frozen=True)
@@ -214,18 +217,22 @@ def fit_campaign(
         student = keras.saving.load_model(last_path, custom_objects=_custom_objects(), compile=True)
         log.info("resuming %s after epoch %d", run_dir, len(done))
         restart = next((r for r in config.restarts if r.epoch == len(done)), None)
+        if restart is not None and restart.start:
+            student = build_model(train_config.arch, INPUT_HW)
+            warm_start(student, Path(restart.start))
+            log.info("the weights come from %s", restart.start)
+        elif restart is not None and restart.arch:
+            # The network changes here; a run resumed later has the new one in last.keras.
+            switched = build_model(restart.arch, INPUT_HW)
+            carry_weights(
+                student,
+                switched,
+                f"{last_path} (epoch {len(done)})",
+                seed=train_config.seed + len(done),
+            )
+            student = switched
+            log.info("the weights go on in %s", restart.arch)
         if restart is not None:
-            if restart.arch:
-                # The network changes here; a run resumed later has the new one in last.keras.
-                switched = build_model(restart.arch, INPUT_HW)
-                carry_weights(
-                    student,
-                    switched,
-                    f"{last_path} (epoch {len(done)})",
-                    seed=train_config.seed + len(done),
-                )
-                student = switched
-                log.info("the weights go on in %s", restart.arch)
             # Its schedule begins here; a run resumed later within it has it in last.keras.
             compile_model(student, restart_config(train_config, restart), steps)
             log.info(
@@ -314,10 +321,11 @@ def extend(
     ferplus_weight: float = 0.0,
     arch: str = "",
     teacher_weight: float | None = None,
+    start: str = "",
 ) -> CampaignConfig:
     """``config`` with the run extended to ``epochs`` epochs by a warm restart (in ``arch``,
-    and with ``teacher_weight``, from then on, when given), written to the run folder;
-    unchanged when the run already has that many."""
+    with ``teacher_weight``, from ``start``'s network, when given), written to the run
+    folder; unchanged when the run already has that many."""
     done = len(read_history(run_dir / "history.csv"))
     if epochs <= config.train.epochs:
         return config
@@ -325,6 +333,8 @@ def extend(
         raise SystemExit(
             f"{run_dir}: epoch {done} of {config.train.epochs}; finish the run before extending it"
         )
+    if start and not Path(start).is_file():
+        raise SystemExit(f"--restart-from {start}: no such model file")
     restart = Restart(
         epoch=config.train.epochs,
         epochs=epochs - config.train.epochs,
@@ -332,6 +342,7 @@ def extend(
         ferplus_weight=ferplus_weight,
         arch=arch,
         teacher_weight=teacher_weight,
+        start=start,
     )
     update: dict[str, Any] = {"epochs": epochs, "patience": epochs}
     if arch:
@@ -500,6 +511,11 @@ class CampaignSettings(CommandSettings):
         description="The network a warm restart goes on in, with the same weights (one of "
         "training.models.ARCHITECTURES whose weighted layers match the run's; '': the run's).",
     )
+    restart_from: str = Field(
+        default="",
+        description="A served model file whose first network a warm restart takes its weights "
+        "from, instead of the run's last epoch ('': the last epoch's).",
+    )
     restart_teacher_weight: float | None = Field(
         default=None,
         ge=0,
@@ -555,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ferplus_weight=settings.ferplus_weight,
             arch=settings.restart_arch,
             teacher_weight=settings.restart_teacher_weight,
+            start=settings.restart_from,
         )
     import keras
 

@@ -221,6 +221,7 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
             "ferplus_weight": 0.0,
             "arch": "",
             "teacher_weight": None,
+            "start": "",
         }
     ]
     assert campaign.main(extend) == 0  # the same options again: nothing more to do
@@ -244,6 +245,7 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
         "ferplus_weight": 0.5,
         "arch": "vgg-student-wide",
         "teacher_weight": 0.3,
+        "start": "",
     }
     import keras
 
@@ -279,6 +281,20 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
         classifier.classify(faces, ["mirror"] * 4),
     )
     np.testing.assert_allclose(both, (one + other) / 2, atol=1e-5)
+    # A restart may go back to a served model's network (here the one just exported) instead
+    # of going on from the last epoch; a missing file is refused before anything changes.
+    back = [*args, "--run-dir", str(run_dir), "--extend-to", "6"]
+    with pytest.raises(SystemExit, match="no such model file"):
+        campaign.main([*back, "--restart-from", str(tmp_path / "missing.keras")])
+    assert _history_epochs(run_dir) == [0, 1, 2, 3, 4]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="training.campaign"):
+        assert campaign.main([*back, "--restart-from", str(model)]) == 0
+    assert f"the weights come from {model}" in caplog.text
+    assert _history_epochs(run_dir) == [0, 1, 2, 3, 4, 5]
+    restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
+    assert restarts[-1]["start"] == str(model)
+    assert restarts[-1]["teacher_weight"] is None  # the 0.3 of the restart before still holds
 
 
 def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(
