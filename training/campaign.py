@@ -214,24 +214,27 @@ def fit_campaign(
     last_path, best_path = run_dir / "last.keras", run_dir / "best.keras"
     steps = int(np.ceil(len(train) / train_config.batch_size))
     if done and last_path.is_file():
-        student = keras.saving.load_model(last_path, custom_objects=_custom_objects(), compile=True)
         log.info("resuming %s after epoch %d", run_dir, len(done))
         restart = next((r for r in config.restarts if r.epoch == len(done)), None)
         if restart is not None and restart.start:
             student = build_model(train_config.arch, INPUT_HW)
             warm_start(student, Path(restart.start))
             log.info("the weights come from %s", restart.start)
-        elif restart is not None and restart.arch:
-            # The network changes here; a run resumed later has the new one in last.keras.
-            switched = build_model(restart.arch, INPUT_HW)
-            carry_weights(
-                student,
-                switched,
-                f"{last_path} (epoch {len(done)})",
-                seed=train_config.seed + len(done),
+        else:
+            student = keras.saving.load_model(
+                last_path, custom_objects=_custom_objects(), compile=True
             )
-            student = switched
-            log.info("the weights go on in %s", restart.arch)
+            if restart is not None and restart.arch:
+                # The network changes here; a run resumed later has the new one in last.keras.
+                switched = build_model(restart.arch, INPUT_HW)
+                carry_weights(
+                    student,
+                    switched,
+                    f"{last_path} (epoch {len(done)})",
+                    seed=train_config.seed + len(done),
+                )
+                student = switched
+                log.info("the weights go on in %s", restart.arch)
         if restart is not None:
             # Its schedule begins here; a run resumed later within it has it in last.keras.
             compile_model(student, restart_config(train_config, restart), steps)
