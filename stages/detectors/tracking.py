@@ -8,6 +8,9 @@ from 60 px up). In between, one pass on the whole frame and one on a tile of the
 (the next each frame) find the faces, side by side; a followed face they miss is looked for
 in the square around its last box (one model pass a face, ``find_again``).
 
+A followed face that the full pass misses stays if the full pass before found it and one pass
+on its surroundings finds it again at ``KEEP_SCORE`` or more: the frame before is evidence too.
+
 Faces carry identity (``DetectedFace.track_id``): a face followed keeps its id, a face the
 full pass finds where no followed face was gets a new one, and after a cut every face does,
 so that the labels' smoothing downstream never mixes two people.
@@ -37,6 +40,7 @@ from .second_look import CANDIDATE_SCORE, SURE_SCORE
 from .tiler import TILE_FRACTIONS, tile_regions
 
 __all__ = [
+    "KEEP_SCORE",
     "THUMB_WH",
     "TrackingConfig",
     "TrackingDetector",
@@ -54,6 +58,9 @@ CUT_LEVEL: Final = 14.0
 SEARCH_CONTEXT: Final = 2.0
 #: A face from the whole-frame pass overlapping a followed face by this much is that face.
 SAME_FACE_IOU: Final = 0.3
+#: A followed face the full pass misses stays where one model pass on its surroundings finds
+#: it again at least this sure (docs/benchmarks.md, "Tracking").
+KEEP_SCORE: Final = 0.7
 #: Streams whose faces are followed; the least recently seen beyond this is forgotten.
 MAX_STREAMS: Final = 256
 
@@ -79,6 +86,8 @@ class _Stream:
     since_full: int = 0
     #: The tile the next frame between full passes looks at for faces that came in.
     next_tile: int = 0
+    #: The ids of the faces the last full pass found itself (not kept by ``_keep``).
+    confirmed: set[int] = field(default_factory=set)
 
 
 class TrackingDetector:
@@ -130,6 +139,9 @@ class TrackingDetector:
             faces = self._follow(frame_bgr, stream.faces, tile)
         if faces is None:  # due, a cut, or a face lost: the full pass
             faces = self._identify(self._full.detect(frame_bgr), stream.faces)
+            followed = [face for face in stream.faces if face.track_id in stream.confirmed]
+            stream.confirmed = {face.track_id for face in faces if face.track_id is not None}
+            faces += self._keep(frame_bgr, followed, faces)
             stream.since_full = 0
             self.full_passes += 1
         else:
@@ -176,6 +188,28 @@ class TrackingDetector:
         if any(score < SURE_SCORE for _, score in newcomers):
             return None
         return faces + [face._replace(track_id=next(self._ids)) for face, _ in newcomers]
+
+    def _keep(
+        self,
+        frame_bgr: ImageU8,
+        followed: Sequence[DetectedFace],
+        found: Sequence[DetectedFace],
+    ) -> list[DetectedFace]:
+        """The ``followed`` faces that the full pass's ``found`` misses but that are found again
+        around their last box from ``KEEP_SCORE`` up, a frame older: a face seen the frame
+        before is likelier to be there than one nobody saw, so it needs less evidence. Only
+        faces the full pass before found itself are asked for (``_Stream.confirmed``): a face
+        is kept over one full pass that misses it, never two, and a face the quick pass took
+        that the full pass never found is not kept."""
+        ids = {face.track_id for face in found}
+        lost = [face for face in followed if face.track_id not in ids]
+        boxes = [face.box_xywh for face in lost]
+        kept: list[DetectedFace] = []
+        for face, again in zip(lost, find_again(self._quick, frame_bgr, boxes), strict=True):
+            if again is None or again[1] < KEEP_SCORE or _pairs([again[0]], [*found, *kept]):
+                continue
+            kept.append(again[0]._replace(track_id=face.track_id, age=face.age + 1))
+        return kept
 
     def _identify(
         self, found: Sequence[DetectedFace], known: Sequence[DetectedFace]

@@ -12,6 +12,9 @@ import pytest
 
 from shared.image import iou_xywh
 from stages.detectors import build_detector
+from stages.detectors.base import DetectedFace
+from stages.detectors.blazeface import BlazeFaceDetector
+from stages.detectors.second_look import CANDIDATE_SCORE
 from stages.detectors.tracking import TrackingDetector, is_cut, thumbnail
 from tests.conftest import ASTRONAUT_FACE_XYWH
 
@@ -106,6 +109,35 @@ def test_a_face_walking_in_between_full_passes_gets_its_own_id(
     assert faces[1].track_id not in (None, alone.track_id)
     assert [face.age for face in faces] == [1, 0]
     assert iou_xywh(faces[1].box_xywh, _face_at((400, 240))) >= 0.4
+
+
+class _BlindAt(BlazeFaceDetector):
+    """The tiled detector, except that the calls numbered in ``blind`` (from 1) find nothing."""
+
+    def __init__(self, blind: set[int]) -> None:
+        super().__init__("short", tiled=True)
+        self.blind = blind
+        self.calls = 0
+
+    def detect(self, frame_bgr: np.ndarray, stream_id: str = "") -> list[DetectedFace]:
+        self.calls += 1
+        return [] if self.calls in self.blind else super().detect(frame_bgr, stream_id)
+
+
+def test_a_face_the_full_pass_misses_once_is_kept_and_twice_is_dropped(
+    astronaut_bgr: np.ndarray,
+) -> None:
+    quick = BlazeFaceDetector("short", tiled=True, second_look=False, min_score=CANDIDATE_SCORE)
+    detector = TrackingDetector(_BlindAt({2, 3}), quick, full_every=2)
+    found = [detector.detect(_frame(astronaut_bgr, (100 + 3 * i, 100)), "cam") for i in range(5)]
+    # Full passes at frames 0, 2 and 4; the second and third see nothing. At frame 2 the face
+    # the first found is found again around its last box: kept, the same face, a frame older.
+    # At frame 4 the full pass before did not find it itself: it is not asked for again.
+    assert [len(faces) for faces in found] == [1, 1, 1, 1, 0]
+    assert len({faces[0].track_id for faces in found[:4]}) == 1
+    assert [faces[0].age for faces in found[:4]] == [0, 1, 2, 3]
+    assert iou_xywh(found[2][0].box_xywh, _face_at((106, 100))) >= 0.4
+    assert detector.full_passes == 3
 
 
 def test_a_cut_is_a_change_of_the_whole_picture(astronaut_bgr: np.ndarray) -> None:
