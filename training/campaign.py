@@ -25,7 +25,8 @@ to 80 on a new cosine schedule from that learning rate, starting from the last e
 (the first schedule ended at a learning rate of zero, so more epochs on it would learn nothing).
 The restart is kept in the run's ``campaign.json``; giving the same options again changes nothing.
 ``--restart-arch vgg-student-lean`` has the weights go on in another network of the same
-weighted layers (here: with less regularisation around them) from the restart on.
+weighted layers (here: with less regularisation around them) from the restart on;
+``--restart-sam-rho 0.05`` has it take sharpness-aware steps (``training.sharpness``).
 """
 
 from __future__ import annotations
@@ -96,7 +97,9 @@ class Restart:
     wide or wider, others around them: ``training.widen.carry_weights``); ``teacher_weight``,
     when given, the teacher's share of the target from then on (else the run's); ``start``,
     when given, a served model file whose first network the weights come from instead of the
-    run's last epoch (back to an earlier, shipped network, in ``arch`` or the run's)."""
+    run's last epoch (back to an earlier, shipped network, in ``arch`` or the run's);
+    ``sam_rho``, when given, the radius of sharpness-aware steps from then on (0: plain
+    steps; ``training.sharpness``)."""
 
     epoch: int
     epochs: int
@@ -105,6 +108,7 @@ class Restart:
     arch: str = ""
     teacher_weight: float | None = None
     start: str = ""
+    sam_rho: float | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,12 @@ class CampaignConfig:
         begun by then that gave one, else the run's."""
         given = [r.teacher_weight for r in self.restarts if r.epoch <= epoch]
         return next((w for w in reversed(given) if w is not None), self.teacher_weight)
+
+    def sam_rho_at(self, epoch: int) -> float:
+        """The sharpness-aware radius at ``epoch`` (0-based), as ``teacher_weight_at`` finds
+        the teacher's weight; a run's first schedule takes plain steps."""
+        given = [r.sam_rho for r in self.restarts if r.epoch <= epoch]
+        return next((rho for rho in reversed(given) if rho is not None), 0.0)
 
 
 def teacher_answers(
@@ -206,6 +216,7 @@ def fit_campaign(
     import keras
 
     from training.models import build_model
+    from training.sharpness import sharpness_aware
 
     train_config = config.train
     clock = TimeKeeper(run_dir / "time.json")
@@ -256,6 +267,7 @@ def fit_campaign(
     label_parts: dict[float, npt.NDArray[np.float32]] = {}
     votes = Path(train_config.data) / "ferplus" / "train.csv"
     val_targets = one_hot(val.labels)
+    trainers: dict[float, Any] = {0.0: student}
     for epoch in range(len(done), train_config.epochs):
         # Guessed from the run's last epochs; a run with none yet trains one to find out.
         expected = max((row["seconds"] for row in done[-3:]), default=0.0)
@@ -271,7 +283,11 @@ def fit_campaign(
         faces = jitter_faces(train.images, epoch_rng(train_config.seed, epoch), CAMPAIGN_JITTER)
         jitter_s = time.monotonic() - started
         order = np.random.default_rng([train_config.seed, epoch]).permutation(len(faces))
-        result = student.fit(
+        rho = config.sam_rho_at(epoch)
+        if rho not in trainers:
+            trainers[rho] = sharpness_aware(student, rho)
+            log.info("sharpness-aware steps of radius %g from epoch %d", rho, epoch + 1)
+        result = trainers[rho].fit(
             faces[order],
             targets[order],
             sample_weight=sample_weight[order],
@@ -325,10 +341,12 @@ def extend(
     arch: str = "",
     teacher_weight: float | None = None,
     start: str = "",
+    sam_rho: float | None = None,
 ) -> CampaignConfig:
     """``config`` with the run extended to ``epochs`` epochs by a warm restart (in ``arch``,
-    with ``teacher_weight``, from ``start``'s network, when given), written to the run
-    folder; unchanged when the run already has that many."""
+    with ``teacher_weight``, from ``start``'s network, with sharpness-aware steps of radius
+    ``sam_rho``, when given), written to the run folder; unchanged when the run already has
+    that many."""
     done = len(read_history(run_dir / "history.csv"))
     if epochs <= config.train.epochs:
         return config
@@ -346,6 +364,7 @@ def extend(
         arch=arch,
         teacher_weight=teacher_weight,
         start=start,
+        sam_rho=sam_rho,
     )
     update: dict[str, Any] = {"epochs": epochs, "patience": epochs}
     if arch:
@@ -526,6 +545,13 @@ class CampaignSettings(CommandSettings):
         description="The teacher's weight in the target from a warm restart on (default: as "
         "before it).",
     )
+    restart_sam_rho: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The radius of sharpness-aware steps (training.sharpness: two passes a "
+        "step) from a warm restart on (0: plain steps; default: as before it).",
+    )
 
     @field_validator("carry", mode="before")
     @classmethod
@@ -575,6 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             arch=settings.restart_arch,
             teacher_weight=settings.restart_teacher_weight,
             start=settings.restart_from,
+            sam_rho=settings.restart_sam_rho,
         )
     import keras
 

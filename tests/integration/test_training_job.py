@@ -222,6 +222,7 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
             "arch": "",
             "teacher_weight": None,
             "start": "",
+            "sam_rho": None,
         }
     ]
     assert campaign.main(extend) == 0  # the same options again: nothing more to do
@@ -246,6 +247,7 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
         "arch": "vgg-student-wide",
         "teacher_weight": 0.3,
         "start": "",
+        "sam_rho": None,
     }
     import keras
 
@@ -295,6 +297,18 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
     assert restarts[-1]["start"] == str(model)
     assert restarts[-1]["teacher_weight"] is None  # the 0.3 of the restart before still holds
+    # A restart may take sharpness-aware steps (training.sharpness); the network it saves goes
+    # on as any other, with its optimizer's state.
+    caplog.clear()
+    sam = [*args, "--run-dir", str(run_dir), "--extend-to", "7", "--restart-sam-rho", "0.05"]
+    with caplog.at_level(logging.INFO, logger="training.campaign"):
+        assert campaign.main(sam) == 0
+    assert "sharpness-aware steps of radius 0.05 from epoch 7" in caplog.text
+    assert _history_epochs(run_dir) == [0, 1, 2, 3, 4, 5, 6]
+    # A new schedule whose steps went through the network's own optimizer.
+    assert _optimizer_steps(run_dir) == steps_per_epoch
+    restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
+    assert restarts[-1]["sam_rho"] == 0.05
 
 
 def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(

@@ -1,0 +1,59 @@
+"""Sharpness-aware steps: the gradient taken uphill, applied where the weights were."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+X = np.array([[1.0, 2.0], [0.5, -1.0], [-1.5, 0.5]], np.float32)
+Y = np.array([[1.0], [0.0], [2.0]], np.float32)
+W = np.array([[0.3], [-0.2]], np.float32)
+LR, RHO = 0.1, 0.05
+
+
+def _network() -> Any:
+    import keras
+
+    network = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    network.layers[0].set_weights([W])
+    network.compile(optimizer=keras.optimizers.SGD(LR), loss="mse")
+    return network
+
+
+def _gradient(w: np.ndarray) -> np.ndarray:
+    """The gradient of the mean squared error of X @ w against Y."""
+    return 2 * X.T @ (X @ w - Y) / len(X)
+
+
+def test_a_step_applies_the_gradient_from_uphill_to_the_weights_where_they_were() -> None:
+    from training.sharpness import sharpness_aware
+
+    network = _network()
+    sharpness_aware(network, RHO).fit(X, Y, batch_size=len(X), epochs=1, verbose=0)
+    gradient = _gradient(W)
+    uphill = W + RHO * gradient / np.linalg.norm(gradient)
+    expected = W - LR * _gradient(uphill)
+    np.testing.assert_allclose(network.layers[0].get_weights()[0], expected, rtol=1e-5)
+    # Not the plain step: the two differ where the loss curves.
+    assert not np.allclose(expected, W - LR * gradient, rtol=1e-3)
+
+
+def test_the_network_keeps_its_optimizer_state_and_answers_as_trained() -> None:
+    from training.sharpness import sharpness_aware
+
+    network = _network()
+    wrapper = sharpness_aware(network, RHO)
+    history = wrapper.fit(X, Y, batch_size=1, epochs=2, verbose=0).history
+    assert set(history) == {"loss", "accuracy"} and len(history["loss"]) == 2
+    assert network.optimizer is wrapper.optimizer
+    assert int(network.optimizer.iterations) == 2 * len(X)
+    np.testing.assert_allclose(wrapper.predict(X, verbose=0), network.predict(X, verbose=0))
+
+
+def test_a_radius_of_zero_is_refused() -> None:
+    from training.sharpness import SharpnessAware
+
+    with pytest.raises(ValueError, match="rho must be above 0"):
+        SharpnessAware(_network(), 0.0)
