@@ -134,14 +134,19 @@ class CampaignConfig:
     def teacher_weight_at(self, epoch: int) -> float:
         """The teacher's weight in the target at ``epoch`` (0-based): that of the last restart
         begun by then that gave one, else the run's."""
-        given = [r.teacher_weight for r in self.restarts if r.epoch <= epoch]
-        return next((w for w in reversed(given) if w is not None), self.teacher_weight)
+        return _last_given(
+            [r.teacher_weight for r in self.restarts if r.epoch <= epoch], self.teacher_weight
+        )
 
     def sam_rho_at(self, epoch: int) -> float:
         """The sharpness-aware radius at ``epoch`` (0-based), as ``teacher_weight_at`` finds
         the teacher's weight; a run's first schedule takes plain steps."""
-        given = [r.sam_rho for r in self.restarts if r.epoch <= epoch]
-        return next((rho for rho in reversed(given) if rho is not None), 0.0)
+        return _last_given([r.sam_rho for r in self.restarts if r.epoch <= epoch], 0.0)
+
+
+def _last_given(values: Sequence[float | None], default: float) -> float:
+    """The last of ``values`` that is given (not None), else ``default``."""
+    return next((value for value in reversed(values) if value is not None), default)
 
 
 def teacher_answers(

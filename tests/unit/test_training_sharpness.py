@@ -57,3 +57,24 @@ def test_a_radius_of_zero_is_refused() -> None:
 
     with pytest.raises(ValueError, match="rho must be above 0"):
         SharpnessAware(_network(), 0.0)
+
+
+def test_the_radius_of_a_restart_holds_until_a_later_restart_gives_another() -> None:
+    from training.campaign import CampaignConfig, Restart
+    from training.train import TrainConfig
+
+    restarts = (
+        Restart(epoch=60, epochs=20, learning_rate=0.005, sam_rho=0.05),
+        Restart(epoch=80, epochs=20, learning_rate=0.002),  # says nothing: 0.05 holds
+        Restart(epoch=100, epochs=20, learning_rate=0.002, sam_rho=0.0),
+    )
+    config = CampaignConfig(TrainConfig(), "teacher.keras", 0.6, "", restarts)
+    assert [config.sam_rho_at(e) for e in (0, 59, 60, 79, 80, 99, 100)] == [
+        0.0,
+        0.0,
+        0.05,
+        0.05,
+        0.05,
+        0.05,
+        0.0,
+    ]
