@@ -24,7 +24,7 @@ def _network() -> Any:
 
 def _gradient(w: np.ndarray) -> np.ndarray:
     """The gradient of the mean squared error of X @ w against Y."""
-    return 2 * X.T @ (X @ w - Y) / len(X)
+    return np.asarray(2 * X.T @ (X @ w - Y) / len(X))
 
 
 def test_a_step_applies_the_gradient_from_uphill_to_the_weights_where_they_were() -> None:
