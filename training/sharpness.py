@@ -5,6 +5,7 @@ Each step takes the gradient at the weights moved by ``rho`` along the batch's o
 network is pulled toward minima whose whole neighbourhood has a low loss. The paper found it
 about as robust to noisy labels as methods built for them, and FER2013's labels disagree with
 the FER+ raters' majority on 28% of training faces. A step costs two passes instead of one.
+The step is written for Keras on TensorFlow (its gradient tape); other backends are refused.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class SharpnessAware(keras.Model):  # type: ignore[misc]
 
 def sharpness_aware(network: keras.Model, rho: float) -> SharpnessAware:
     """``network`` wrapped for sharpness-aware training with its own optimizer and loss."""
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(
+            f"sharpness-aware steps need Keras on TensorFlow; this one runs on "
+            f"{keras.backend.backend()} (KERAS_BACKEND)"
+        )
     wrapper = SharpnessAware(network, rho)
     wrapper.compile(optimizer=network.optimizer, loss=network.loss, metrics=["accuracy"])
     return wrapper

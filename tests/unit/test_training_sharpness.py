@@ -59,6 +59,17 @@ def test_a_radius_of_zero_is_refused() -> None:
         SharpnessAware(_network(), 0.0)
 
 
+def test_another_backend_is_refused_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keras
+
+    from training.sharpness import sharpness_aware
+
+    network = _network()
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(SystemExit, match="need Keras on TensorFlow; this one runs on jax"):
+        sharpness_aware(network, RHO)
+
+
 def test_the_radius_of_a_restart_holds_until_a_later_restart_gives_another() -> None:
     from training.campaign import CampaignConfig, Restart
     from training.train import TrainConfig
