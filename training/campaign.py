@@ -229,9 +229,16 @@ def fit_campaign(
     done = read_history(history_path)
     last_path, best_path = run_dir / "last.keras", run_dir / "best.keras"
     steps = int(np.ceil(len(train) / train_config.batch_size))
-    if done and last_path.is_file():
+    restart = next((r for r in config.restarts if r.epoch == len(done)), None) if done else None
+    from_served = restart is not None and bool(restart.start)
+    if done and not last_path.is_file() and not from_served:
+        # Starting over would train from scratch again under a history that says otherwise.
+        raise SystemExit(
+            f"{run_dir}: {len(done)} epochs in history.csv but no {last_path.name} to go on "
+            "from; put the run's last checkpoint back (a carried copy is in --carry's folder)"
+        )
+    if done:
         log.info("resuming %s after epoch %d", run_dir, len(done))
-        restart = next((r for r in config.restarts if r.epoch == len(done)), None)
         if restart is not None and restart.start:
             student = build_model(train_config.arch, INPUT_HW)
             warm_start(student, Path(restart.start))

@@ -309,6 +309,14 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert _optimizer_steps(run_dir) == steps_per_epoch
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
     assert restarts[-1]["sam_rho"] == 0.05
+    # A run folder that lost its last checkpoint is refused, not trained from scratch again
+    # under its history; a restart that takes its weights from a served model needs none.
+    (run_dir / "last.keras").unlink()
+    with pytest.raises(SystemExit, match=r"7 epochs in history\.csv but no last\.keras"):
+        campaign.main([*args, "--run-dir", str(run_dir)])
+    served = [*args, "--run-dir", str(run_dir), "--extend-to", "8", "--restart-from", str(model)]
+    assert campaign.main(served) == 0
+    assert _history_epochs(run_dir) == [0, 1, 2, 3, 4, 5, 6, 7]
 
 
 def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(
