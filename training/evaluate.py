@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.labels import EMOTIONS
 from shared.settings import CommandSettings, load_settings
-from training.data import load_split
+from training.data import Examples, Split, load_split, stratified_holdout
 from training.metrics import classification_metrics, confusion_matrix
 
 log = logging.getLogger("training.evaluate")
@@ -32,6 +32,19 @@ def predict_probabilities(
     views = [images, images[:, :, ::-1]] if mirror else [images]
     answers = [model.predict(view, batch_size=256, verbose=0) for view in views]
     return np.asarray(np.mean(answers, axis=0), dtype=np.float32)
+
+
+def faces_of(data: Path, split: str) -> Examples:
+    """A split's faces; "holdout" is the slice of train/ that training runs hold out."""
+    if split != "holdout":
+        return load_split(data, cast(Split, split))
+    from training.train import TrainConfig
+
+    defaults = TrainConfig()
+    _, holdout = stratified_holdout(
+        load_split(data, "train"), defaults.holdout, defaults.holdout_seed
+    )
+    return holdout
 
 
 def write_report(
@@ -137,10 +150,16 @@ class EvaluateSettings(CommandSettings):
     model: Path = Field(
         default=Path("models/emotion_model.keras"),
         description="A .keras file (run by Keras) or its .tflite (run by LiteRT, as CPU "
-        "workers do).",
+        "workers do), or a training run's checkpoint (last.keras, best.keras: no metadata "
+        "beside it), which answers with both views of each face as the worker asks of it.",
     )
     data: Path = Field(description="Class-folder root or fer2013.csv.")
-    split: Literal["train", "test", "private"] = "test"
+    split: Literal["train", "test", "private", "holdout"] = Field(
+        default="test",
+        description="A FER2013 split, or 'holdout': the slice of train/ that every run holds "
+        "out (training.train's --holdout and holdout seed, at their defaults) and no epoch is "
+        "chosen on.",
+    )
     report_dir: Path | None = Field(
         default=None, description="Where the report goes (default: runs/eval-<model>-<split>)."
     )
@@ -151,8 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = load_settings(EvaluateSettings, argv)
-    examples = load_split(args.data, args.split)
-    if args.model.suffix == ".tflite":
+    examples = faces_of(args.data, args.split)
+    if not args.model.with_suffix(".json").is_file() and args.model.suffix == ".keras":
+        import keras
+
+        from shared.keras_layers import CUSTOM_OBJECTS
+
+        # A run's checkpoint: the network alone, served as the worker serves it.
+        network = keras.saving.load_model(args.model, custom_objects=CUSTOM_OBJECTS, compile=False)
+        version = f"checkpoint {args.model} ({network.name}, both views)"
+        probabilities = predict_probabilities(network, examples.images, mirror=True)
+    elif args.model.suffix == ".tflite":
         from stages.litert import LiteRtClassifier
 
         classifier = LiteRtClassifier.load(args.model.with_suffix(".keras"))

@@ -19,6 +19,7 @@ from shared.model_file import read_metadata, write_model_files
 from stages.classifier import load_classifier
 from tests.fer_tiny import write_fer_csv, write_fer_folder, write_ferplus_votes
 from tests.waiting import wait_for
+from training.data import load_split
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -309,6 +310,22 @@ def test_campaign_resumes_stops_within_budget_and_carries_its_state(
     assert _optimizer_steps(run_dir) == steps_per_epoch
     restarts = json.loads((carry / "campaign.json").read_text())["restarts"]
     assert restarts[-1]["sam_rho"] == 0.05
+    # A checkpoint is evaluated as the worker serves it (both views of each face), also on the
+    # slice of train/ that every run holds out.
+    from training import evaluate
+    from training.train import read_config, split_train
+
+    report = tmp_path / "holdout"
+    checkpoint = ["--model", str(run_dir / "last.keras"), "--data", str(data)]
+    assert evaluate.main([*checkpoint, "--split", "holdout", "--report-dir", str(report)]) == 0
+    holdout = evaluate.faces_of(data, "holdout")
+    assert holdout.names == split_train(load_split(data, "train"), read_config(run_dir))[1].names
+    network = keras.saving.load_model(
+        run_dir / "last.keras", custom_objects=CUSTOM_OBJECTS, compile=False
+    )
+    both = evaluate.predict_probabilities(network, holdout.images, mirror=True)
+    measured = json.loads((report / "metrics.json").read_text())["metrics"]
+    assert measured["accuracy"] == pytest.approx(np.mean(both.argmax(axis=1) == holdout.labels))
     # A run folder that lost its last checkpoint is refused, not trained from scratch again
     # under its history; a restart that takes its weights from a served model needs none.
     (run_dir / "last.keras").unlink()
