@@ -135,6 +135,11 @@ def _stack(images: list[npt.NDArray[np.uint8]]) -> npt.NDArray[np.uint8]:
     return np.stack(images)[..., np.newaxis]
 
 
+#: The share of train/ that training runs hold out, and its seed (``training.train``'s defaults).
+HOLDOUT = 0.1
+HOLDOUT_SEED = 1337
+
+
 def stratified_holdout(examples: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
     """Split off ``fraction`` of each class (seeded) as a tuning slice; return (rest, slice)."""
     rng = np.random.default_rng(seed)

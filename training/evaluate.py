@@ -17,7 +17,14 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.labels import EMOTIONS
 from shared.settings import CommandSettings, load_settings
-from training.data import Examples, Split, load_split, stratified_holdout
+from training.data import (
+    HOLDOUT,
+    HOLDOUT_SEED,
+    Examples,
+    Split,
+    load_split,
+    stratified_holdout,
+)
 from training.metrics import classification_metrics, confusion_matrix
 
 log = logging.getLogger("training.evaluate")
@@ -38,12 +45,7 @@ def faces_of(data: Path, split: str) -> Examples:
     """A split's faces; "holdout" is the slice of train/ that training runs hold out."""
     if split != "holdout":
         return load_split(data, cast(Split, split))
-    from training.train import TrainConfig
-
-    defaults = TrainConfig()
-    _, holdout = stratified_holdout(
-        load_split(data, "train"), defaults.holdout, defaults.holdout_seed
-    )
+    _, holdout = stratified_holdout(load_split(data, "train"), HOLDOUT, HOLDOUT_SEED)
     return holdout
 
 

@@ -26,7 +26,14 @@ from shared.model_file import (
     write_model_files,
 )
 from shared.settings import CommandSettings, load_settings
-from training.data import Examples, class_weights, load_split, stratified_holdout
+from training.data import (
+    HOLDOUT,
+    HOLDOUT_SEED,
+    Examples,
+    class_weights,
+    load_split,
+    stratified_holdout,
+)
 
 log = logging.getLogger("training.train")
 
@@ -59,7 +66,7 @@ class TrainConfig(BaseModel):
         default=0.5, ge=0, description="0 = no class weighting, 1 = inverse frequency."
     )
     holdout: float = Field(
-        default=0.1, ge=0, lt=1, description="Share of train/ held out to tune the prior."
+        default=HOLDOUT, ge=0, lt=1, description="Share of train/ held out to tune the prior."
     )
     patience: int = Field(default=12, ge=1, description="Early-stopping patience (epochs).")
     seed: int = 1337
@@ -68,7 +75,7 @@ class TrainConfig(BaseModel):
     )
     # Separate from ``seed`` so that runs with other seeds hold out the same images, and an
     # ensemble of them can be tuned on a slice none of its members trained on.
-    holdout_seed: int = 1337
+    holdout_seed: int = HOLDOUT_SEED
 
 
 class TrainSettings(CommandSettings, TrainConfig):
