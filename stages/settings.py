@@ -45,7 +45,7 @@ class FaceSettings(ServiceSettings):
         "looked for around its last place and entering faces by one whole-frame pass), "
         "blazeface (MediaPipe BlazeFace short range on the whole "
         "frame and two sizes of overlapping tiles, each candidate confirmed by a second look: "
-        "faces from 60 px in 640x480), "
+        "faces from 60 px in 640x480; YuNet on the whole frame adds the faces it misses), "
         "blazeface_single (the whole frame only: faces over ~120 px, about 2 ms a frame), "
         "haar (OpenCV cascade), "
         "blazeface_full (full range, sparse), mtcnn (needs the [mtcnn] extra).",
@@ -55,6 +55,14 @@ class FaceSettings(ServiceSettings):
         ge=1,
         le=1000,
         description="blazeface_tracking: frames of a stream between two full detection passes.",
+    )
+    sweep_every: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="blazeface_tracking: YuNet sweeps the whole frame for the faces BlazeFace "
+        "misses at a stream's first full pass, after each cut and at one full pass in this "
+        "many (0: never).",
     )
     min_face_px: int = Field(
         default=40, ge=8, le=2048, description="Smallest face side to detect, in frame pixels."

@@ -135,7 +135,7 @@ def run(
             settings.worker_id,
             credit_held=loop.credit_held,
             model_version=lambda: loop.classifier.version,
-            full_passes=_full_passes(detector),
+            detector_counts=_detector_counts(detector),
             detector=settings.detector,
             runtime=choose_runtime(settings.classifier_runtime),
         )
@@ -150,11 +150,21 @@ def run(
     return 0
 
 
-def _full_passes(detector: FaceDetector) -> Callable[[], int] | None:
-    """How many frames a tracking detector gave its full pass so far (None for the others)."""
-    if isinstance(detector, TrackingDetector):
-        return lambda: detector.full_passes
-    return None
+def _detector_counts(detector: FaceDetector) -> Callable[[], dict[str, int]] | None:
+    """A tracking detector's counts so far: full passes, and YuNet's sweeps and the faces they
+    added (None for the other detectors)."""
+    if not isinstance(detector, TrackingDetector):
+        return None
+
+    def counts() -> dict[str, int]:
+        sweep = detector.full_sweep
+        return {
+            "full_detections": detector.full_passes,
+            "yunet_sweeps": sweep.sweeps if sweep is not None else 0,
+            "yunet_sweep_faces": sweep.faces_added if sweep is not None else 0,
+        }
+
+    return counts
 
 
 def _loader(tf_threads: int, runtime: Runtime) -> Callable[[Path], Classifier]:

@@ -45,6 +45,8 @@ COUNTER_HELP: Final = {
     "reload_failed": "New model files refused.",
     "heartbeats": "Heartbeats sent to captures.",
     "full_detections": "Frames the tracking detector gave its full pass (first, due, cut, lost).",
+    "yunet_sweeps": "Frames YuNet swept whole for the faces BlazeFace's full pass missed.",
+    "yunet_sweep_faces": "Faces YuNet's sweep found that the full pass had not.",
 }
 GAUGE_HELP: Final = {
     "fps_in": "Frames received per second.",
@@ -143,11 +145,11 @@ class WorkerStatus:
         *,
         credit_held: Callable[[], int],
         model_version: Callable[[], str],
-        full_passes: Callable[[], int] | None = None,
+        detector_counts: Callable[[], dict[str, int]] | None = None,
         **described: str,
     ) -> None:
         self._meters = meters
-        self._full_passes = full_passes
+        self._detector_counts = detector_counts
         self._registry = registry
         self._worker_id = worker_id
         self._credit_held = credit_held
@@ -164,8 +166,8 @@ class WorkerStatus:
         # The model changes with a hot reload: the info metric follows at each scrape.
         self._describe()
         samples = self._meters.metrics(self._credit_held())
-        if self._full_passes is not None:
-            samples += counters({"full_detections": self._full_passes()}, COUNTER_HELP)
+        if self._detector_counts is not None:
+            samples += counters(self._detector_counts(), COUNTER_HELP)
         return samples
 
     def health(self) -> Health:

@@ -14,6 +14,8 @@
    score keeps it or not.
 6. **YuNet's look** (``yunet_look``): a kept candidate BlazeFace scored under
    ``UNSURE_SCORE`` stays only where another network, YuNet, finds a face on it too.
+7. **YuNet's sweep** (``yunet_sweep``): YuNet on the whole frame adds the faces it is sure of
+   where the pass found none, the faces BlazeFace misses whatever their size.
 
 The box this detector reports and the crop the model sees are two fitted transforms on
 purpose: ``BOX_FIT`` gives the box that is drawn, tracked (IoU), filtered for nesting and
@@ -42,9 +44,17 @@ from shared.image import BoxXYWH, ImageU8, iou_matrix_xyxy
 from .base import DetectedFace, DetectorError, square_box_xywh
 from .blazeface_pass import BlazeFacePass, LookJob, Region
 from .second_look import CANDIDATE_SCORE, Look, confirm
-from .ssd import FULL_RANGE, SHORT_RANGE, outside_stronger, weighted_nms_xyxy
+from .ssd import (
+    FULL_RANGE,
+    NESTED_INSIDE,
+    NMS_IOU,
+    SHORT_RANGE,
+    outside_stronger,
+    weighted_nms_xyxy,
+)
 from .tiler import tile_jobs
 from .yunet_look import UNSURE_SCORE, YuNetLook
+from .yunet_sweep import YuNetSweep, add_swept
 
 __all__ = ["ASSETS", "BlazeFaceDetector", "fitted_faces", "merge_tiers"]
 
@@ -59,11 +69,6 @@ SPECS: Final = {"short": SHORT_RANGE, "full": FULL_RANGE}
 #: Fitted for the best mean IoU on recordings/demo, whose ground truth is the Haar cascade's
 #: (short: 0.87, full: 0.84, against 0.71 and 0.70 for the raw box); see docs/benchmarks.md.
 BOX_FIT: Final = {"short": (1.05, -0.14), "full": (1.0, -0.10)}
-NMS_IOU: Final = 0.3
-#: A face box with at least this share of its area inside a stronger one's is dropped. On 400
-#: scenes of FER2013 train/ faces this took false detections from 0.085 to 0.060 a frame at the
-#: same recall (0.895); docs/benchmarks.md, "Nested boxes".
-NESTED_INSIDE: Final = 0.5
 #: Most interpreters a tiled detector shares its regions out to (nine regions a frame).
 MAX_LANES: Final = 4
 
@@ -133,6 +138,7 @@ class BlazeFaceDetector:
         model_path: Path | None = None,
         tiled: bool = False,
         second_look: bool | None = None,
+        sweep: bool | None = None,
     ) -> None:
         path = model_path or ASSETS / MODEL_FILES[variant]
         if not path.is_file():
@@ -161,6 +167,9 @@ class BlazeFaceDetector:
         )
         #: The last look at the unsure faces the second look keeps (None without looks).
         self.yunet = YuNetLook() if self._looks else None
+        #: YuNet on the whole frame for the faces the pass misses (with second looks, unless
+        #: told otherwise).
+        self.sweep = YuNetSweep() if (self._looks if sweep is None else sweep) else None
         self._box_fit = BOX_FIT[variant]
         self._min_face_px = min_face_px
         self._tiled = tiled
@@ -168,7 +177,11 @@ class BlazeFaceDetector:
         # might not.
         self._lock = threading.Lock()
 
-    def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
+    def detect(
+        self, frame_bgr: ImageU8, stream_id: str = "", *, sweep: bool = True
+    ) -> list[DetectedFace]:
+        """The faces in the frame; YuNet's sweep adds its own where this detector has one and
+        ``sweep`` asks for it (a caller that detects often may sweep now and then)."""
         height, width = frame_bgr.shape[:2]
         if self._tiled:
             sources, jobs = tile_jobs(frame_bgr, self._spec.input_size)
@@ -177,16 +190,19 @@ class BlazeFaceDetector:
         with self._lock:
             found = self.single_pass.regions(jobs, (width, height))
             rows = np.concatenate([b for b, _ in found])
-            if not len(rows):
-                return []
-            scores = np.concatenate([s for _, s in found])
-            merged, top = merge_tiers(rows, scores, self._spec.min_score)
-            candidates = fitted_faces(
-                merged, top, self._box_fit, (width, height), self._min_face_px
-            )
-            if self._looks and candidates:
-                candidates = self._second_look(sorted(sources, key=lambda s: s[0]), candidates)
-        return [candidate.face for candidate in candidates]
+            faces: list[DetectedFace] = []
+            if len(rows):
+                scores = np.concatenate([s for _, s in found])
+                merged, top = merge_tiers(rows, scores, self._spec.min_score)
+                candidates = fitted_faces(
+                    merged, top, self._box_fit, (width, height), self._min_face_px
+                )
+                if self._looks and candidates:
+                    candidates = self._second_look(sorted(sources, key=lambda s: s[0]), candidates)
+                faces = [candidate.face for candidate in candidates]
+            if sweep and self.sweep is not None:
+                faces = add_swept(self.sweep, frame_bgr, faces, self._min_face_px)
+        return faces
 
     def detect_in(
         self, frame_bgr: ImageU8, regions_xywh: Sequence[BoxXYWH], whole: Sequence[bool]

@@ -11,6 +11,11 @@ in the square around its last box (one model pass a face, ``find_again``).
 A followed face that the full pass misses stays if the full pass before found it and one pass
 on its surroundings finds it again at ``KEEP_SCORE`` or more: the frame before is evidence too.
 
+YuNet sweeps the whole frame at a stream's first full pass, after a cut and at one full pass in
+``sweep_every`` (``yunet_sweep``), for the faces BlazeFace does not find at any scale. Such a
+face is followed by YuNet: where BlazeFace does not find a followed face again around its last
+box, YuNet is asked there (one pass on a 128 px square), between full passes and at them.
+
 Faces carry identity (``DetectedFace.track_id``): a face followed keeps its id, a face the
 full pass finds where no followed face was gets a new one, and after a cut every face does,
 so that the labels' smoothing downstream never mixes two people.
@@ -38,6 +43,7 @@ from .blazeface_variants import BLAZEFACE_FRAMING, BlazeFaceConfig
 from .registry import register
 from .second_look import CANDIDATE_SCORE, SURE_SCORE
 from .tiler import TILE_FRACTIONS, tile_regions
+from .yunet_sweep import YuNetSweep
 
 __all__ = [
     "KEEP_SCORE",
@@ -61,6 +67,9 @@ SAME_FACE_IOU: Final = 0.3
 #: A followed face the full pass misses stays where one model pass on its surroundings finds
 #: it again at least this sure (docs/benchmarks.md, "Tracking").
 KEEP_SCORE: Final = 0.7
+#: YuNet sweeps the whole frame (``yunet_sweep``) at a stream's first full pass, after each
+#: cut, and at one full pass in this many (0: never; docs/benchmarks.md, "YuNet's sweep").
+SWEEP_EVERY: Final = 3
 #: Streams whose faces are followed; the least recently seen beyond this is forgotten.
 MAX_STREAMS: Final = 256
 
@@ -88,6 +97,8 @@ class _Stream:
     next_tile: int = 0
     #: The ids of the faces the last full pass found itself (not kept by ``_keep``).
     confirmed: set[int] = field(default_factory=set)
+    #: Full passes since the stream began or cut (YuNet sweeps one in ``sweep_every``).
+    full_passes: int = 0
 
 
 class TrackingDetector:
@@ -100,17 +111,19 @@ class TrackingDetector:
         quick: BlazeFaceDetector,
         *,
         full_every: int = 10,
+        sweep_every: int = SWEEP_EVERY,
         cut_level: float = CUT_LEVEL,
         max_streams: int = MAX_STREAMS,
     ) -> None:
-        if full_every < 1 or max_streams < 1:
+        if min(full_every, max_streams) < 1 or sweep_every < 0:
             raise ValueError(
-                f"expected full_every >= 1 and max_streams >= 1, found {full_every} and "
-                f"{max_streams}"
+                f"expected full_every and max_streams >= 1 and sweep_every >= 0, found "
+                f"{full_every}, {max_streams} and {sweep_every}"
             )
         self._full = full
         self._quick = quick
         self._full_every = full_every
+        self._sweep_every = sweep_every
         self._cut_level = cut_level
         self._max_streams = max_streams
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
@@ -118,6 +131,11 @@ class TrackingDetector:
         #: Frames that got the full pass, and all frames (for the worker's metrics and benches).
         self.full_passes = 0
         self.frames = 0
+
+    @property
+    def full_sweep(self) -> YuNetSweep | None:
+        """The full pass's YuNet sweep (its counters), where it has one."""
+        return self._full.sweep
 
     def detect(self, frame_bgr: ImageU8, stream_id: str = "") -> list[DetectedFace]:
         self.frames += 1
@@ -138,10 +156,14 @@ class TrackingDetector:
             stream.next_tile += 1
             faces = self._follow(frame_bgr, stream.faces, tile)
         if faces is None:  # due, a cut, or a face lost: the full pass
-            faces = self._identify(self._full.detect(frame_bgr), stream.faces)
+            sweep = self._sweep_every > 0 and stream.full_passes % self._sweep_every == 0
+            faces = self._identify(self._full.detect(frame_bgr, sweep=sweep), stream.faces)
+            stream.full_passes += 1
             followed = [face for face in stream.faces if face.track_id in stream.confirmed]
             stream.confirmed = {face.track_id for face in faces if face.track_id is not None}
-            faces += self._keep(frame_bgr, followed, faces)
+            kept, by_yunet = self._keep(frame_bgr, followed, faces)
+            faces += kept
+            stream.confirmed |= by_yunet
             stream.since_full = 0
             self.full_passes += 1
         else:
@@ -172,7 +194,8 @@ class TrackingDetector:
         again: dict[int, DetectedFace] = {known: seen[index][0] for index, known in matched.items()}
         missing = [i for i in range(len(followed)) if i not in again]
         boxes = [followed[i].box_xywh for i in missing]
-        for i, found in zip(missing, find_again(self._quick, frame_bgr, boxes), strict=True):
+        for i, by_blazeface in zip(missing, find_again(self._quick, frame_bgr, boxes), strict=True):
+            found = by_blazeface or self._yunet_again(frame_bgr, followed[i].box_xywh)
             if found is None:
                 return None
             again[i] = found[0]
@@ -194,22 +217,46 @@ class TrackingDetector:
         frame_bgr: ImageU8,
         followed: Sequence[DetectedFace],
         found: Sequence[DetectedFace],
-    ) -> list[DetectedFace]:
+    ) -> tuple[list[DetectedFace], set[int]]:
         """The ``followed`` faces that the full pass's ``found`` misses but that are found again
-        around their last box from ``KEEP_SCORE`` up, a frame older: a face seen the frame
-        before is likelier to be there than one nobody saw, so it needs less evidence. Only
-        faces the full pass before found itself are asked for (``_Stream.confirmed``): a face
-        is kept over one full pass that misses it, never two, and a face the quick pass took
-        that the full pass never found is not kept."""
+        around their last box, a frame older, and the ids of those YuNet found.
+
+        By BlazeFace from ``KEEP_SCORE`` up: a face seen the frame before is likelier to be
+        there than one nobody saw, so it needs less evidence. Only faces the full pass before
+        found itself are asked for (``_Stream.confirmed``): a face is kept over one full pass
+        that misses it, never two, and a face the quick pass took that the full pass never
+        found is not kept. By YuNet at its sweep's score where BlazeFace finds none: YuNet's
+        face counts as the full pass's own (it is how a face only YuNet's sweep found is
+        followed from one full pass to the next)."""
         ids = {face.track_id for face in found}
         lost = [face for face in followed if face.track_id not in ids]
         boxes = [face.box_xywh for face in lost]
         kept: list[DetectedFace] = []
-        for face, again in zip(lost, find_again(self._quick, frame_bgr, boxes), strict=True):
-            if again is None or again[1] < KEEP_SCORE or _pairs([again[0]], [*found, *kept]):
+        by_yunet: set[int] = set()
+        for face, by_blazeface in zip(lost, find_again(self._quick, frame_bgr, boxes), strict=True):
+            yunet = None
+            again: tuple[DetectedFace, float] | None
+            if by_blazeface is not None and by_blazeface[1] >= KEEP_SCORE:
+                again = by_blazeface
+            else:
+                again = yunet = self._yunet_again(frame_bgr, face.box_xywh)
+            if again is None or _pairs([again[0]], [*found, *kept]):
                 continue
             kept.append(again[0]._replace(track_id=face.track_id, age=face.age + 1))
-        return kept
+            if yunet is not None and face.track_id is not None:
+                by_yunet.add(face.track_id)
+        return kept, by_yunet
+
+    def _yunet_again(
+        self, frame_bgr: ImageU8, box_xywh: tuple[int, int, int, int]
+    ) -> tuple[DetectedFace, float] | None:
+        """YuNet's face around ``box_xywh`` at its sweep's score (``YuNetSweep.find_again``),
+        where the full pass has YuNet's sweep; None otherwise."""
+        sweep = self._full.sweep
+        if sweep is None:
+            return None
+        found = sweep.find_again(frame_bgr, box_xywh, SAME_FACE_IOU)
+        return None if found is None else (found.face, found.score)
 
     def _identify(
         self, found: Sequence[DetectedFace], known: Sequence[DetectedFace]
@@ -278,6 +325,8 @@ def _pairs(found: Sequence[DetectedFace], known: Sequence[DetectedFace]) -> dict
 class TrackingConfig(BlazeFaceConfig):
     #: Frames of a stream between two full passes.
     full_every: int = Field(default=10, ge=1, le=1000)
+    #: YuNet sweeps the frame at one full pass in this many, and after each cut (0: never).
+    sweep_every: int = Field(default=SWEEP_EVERY, ge=0, le=1000)
 
 
 # The tiled detector's boxes, and in between the same network's around each face.
@@ -301,4 +350,5 @@ def _tracking(config: TrackingConfig) -> TrackingDetector:
             min_score=CANDIDATE_SCORE,
         ),
         full_every=config.full_every,
+        sweep_every=config.sweep_every,
     )

@@ -25,7 +25,7 @@ from shared.image import BoxXYWH, ImageU8, iou_matrix_xywh
 from .base import DetectorError
 from .second_look import context_square
 
-__all__ = ["MODEL_PATH", "UNSURE_SCORE", "YuNetLook"]
+__all__ = ["MODEL_PATH", "UNSURE_SCORE", "YuNetLook", "open_yunet"]
 
 MODEL_PATH: Final = (
     Path(__file__).resolve().parents[1] / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
@@ -43,6 +43,17 @@ CONTEXT: Final = 2.0
 SIZE: Final = 128
 
 
+def open_yunet(path: Path, size_wh: tuple[int, int], score: float) -> cv2.FaceDetectorYN:
+    """OpenCV's YuNet detector on the model at ``path`` for images of ``size_wh``, keeping
+    faces from ``score``; raises DetectorError when the file is missing or not a model."""
+    if not path.is_file():
+        raise DetectorError(f"YuNet model not found: {path} (made by scripts/extract_detectors.py)")
+    try:
+        return cv2.FaceDetectorYN.create(str(path), "", size_wh, score_threshold=score)
+    except cv2.error as error:
+        raise DetectorError(f"YuNet model could not be loaded: {path}: {error}") from error
+
+
 class YuNetLook:
     """``finds(frame, box)``: whether YuNet finds a face on ``box`` in its surroundings.
 
@@ -50,16 +61,7 @@ class YuNetLook:
     ``looks_taken`` and ``faces_dropped`` count its work."""
 
     def __init__(self, path: Path = MODEL_PATH) -> None:
-        if not path.is_file():
-            raise DetectorError(
-                f"YuNet model not found: {path} (made by scripts/extract_detectors.py)"
-            )
-        try:
-            self._net = cv2.FaceDetectorYN.create(
-                str(path), "", (SIZE, SIZE), score_threshold=YUNET_SCORE
-            )
-        except cv2.error as error:
-            raise DetectorError(f"YuNet model could not be loaded: {path}: {error}") from error
+        self._net = open_yunet(path, (SIZE, SIZE), YUNET_SCORE)
         self.looks_taken = 0
         self.faces_dropped = 0
 

@@ -119,9 +119,13 @@ class _BlindAt(BlazeFaceDetector):
         self.blind = blind
         self.calls = 0
 
-    def detect(self, frame_bgr: np.ndarray, stream_id: str = "") -> list[DetectedFace]:
+    def detect(
+        self, frame_bgr: np.ndarray, stream_id: str = "", *, sweep: bool = True
+    ) -> list[DetectedFace]:
         self.calls += 1
-        return [] if self.calls in self.blind else super().detect(frame_bgr, stream_id)
+        if self.calls in self.blind:
+            return []
+        return super().detect(frame_bgr, stream_id, sweep=sweep)
 
 
 def test_a_face_the_full_pass_misses_once_is_kept_and_twice_is_dropped(
@@ -138,6 +142,75 @@ def test_a_face_the_full_pass_misses_once_is_kept_and_twice_is_dropped(
     assert [faces[0].age for faces in found[:4]] == [0, 1, 2, 3]
     assert iou_xywh(found[2][0].box_xywh, _face_at((106, 100))) >= 0.4
     assert detector.full_passes == 3
+
+
+def test_yunet_sweeps_the_first_full_pass_each_cut_and_one_in_sweep_every(
+    astronaut_bgr: np.ndarray,
+) -> None:
+    detector = build_detector("blazeface_tracking", full_every=2, sweep_every=3)
+    assert isinstance(detector, TrackingDetector)
+    sweep = detector.full_sweep
+    assert sweep is not None
+    for step in range(12):  # full passes at frames 0, 2, ..., 10: the 1st and 4th swept
+        detector.detect(_frame(astronaut_bgr, (100 + 3 * step, 100)), "cam")
+    assert (detector.full_passes, sweep.sweeps) == (6, 2)
+    detector.detect(_frame(astronaut_bgr, (90, 70), grey=220), "cam")  # a cut
+    assert (detector.full_passes, sweep.sweeps) == (7, 3)
+    detector.detect(_frame(astronaut_bgr, (90, 70)), "other")  # another stream's first frame
+    assert (detector.full_passes, sweep.sweeps) == (8, 4)
+    assert sweep.faces_added == 0  # BlazeFace found her every time
+    never = build_detector("blazeface_tracking", sweep_every=0)
+    assert isinstance(never, TrackingDetector)
+    never.detect(_frame(astronaut_bgr, (100, 100)), "cam")
+    assert never.full_passes == 1 and never.full_sweep is not None
+    assert never.full_sweep.sweeps == 0
+
+
+def _blind(detector: BlazeFaceDetector, monkeypatch: pytest.MonkeyPatch) -> BlazeFaceDetector:
+    """``detector`` with its BlazeFace network finding nothing in any region."""
+    nothing = (np.zeros((0, 8), np.float32), np.zeros(0, np.float32))
+    monkeypatch.setattr(
+        detector.single_pass, "regions", lambda jobs, frame_wh: [nothing] * len(jobs)
+    )
+    return detector
+
+
+@pytest.mark.parametrize("full_every", [50, 3])
+def test_a_face_only_yunet_finds_is_followed_by_yunet(
+    astronaut_bgr: np.ndarray, monkeypatch: pytest.MonkeyPatch, full_every: int
+) -> None:
+    """BlazeFace blind: YuNet's sweep finds her at the first full pass; YuNet finds her again
+    around her last box in between (full_every 50) and at the full passes that do not sweep
+    (full_every 3, sweeping only the first): one face, one id, one sweep."""
+    full = _blind(BlazeFaceDetector("short", tiled=True), monkeypatch)
+    quick = BlazeFaceDetector("short", tiled=True, second_look=False, min_score=CANDIDATE_SCORE)
+    detector = TrackingDetector(
+        full, _blind(quick, monkeypatch), full_every=full_every, sweep_every=1000
+    )
+    ids = set()
+    for step in range(10):
+        at = (60 + 12 * step, 80 + 4 * step)
+        (face,) = detector.detect(_frame(astronaut_bgr, at), "cam")
+        assert iou_xywh(face.box_xywh, _face_at(at)) >= 0.4, (step, face)
+        assert face.age == step
+        ids.add(face.track_id)
+    assert len(ids) == 1
+    sweep = detector.full_sweep
+    assert sweep is not None
+    assert (sweep.sweeps, sweep.faces_added, sweep.found_again) == (1, 1, 9)
+    assert detector.full_passes == (1 if full_every == 50 else 4)
+    # She leaves: YuNet finds no one around her box either, and the full pass finds no one.
+    assert detector.detect(np.full((480, 640, 3), 90, np.uint8), "cam") == []
+
+
+def test_without_the_sweep_a_face_blazeface_misses_is_not_found(
+    astronaut_bgr: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    full = _blind(BlazeFaceDetector("short", tiled=True, sweep=False), monkeypatch)
+    quick = BlazeFaceDetector("short", tiled=True, second_look=False, min_score=CANDIDATE_SCORE)
+    detector = TrackingDetector(full, _blind(quick, monkeypatch))
+    assert detector.full_sweep is None
+    assert detector.detect(_frame(astronaut_bgr, (60, 80)), "cam") == []
 
 
 def test_a_cut_is_a_change_of_the_whole_picture(astronaut_bgr: np.ndarray) -> None:
