@@ -70,6 +70,10 @@ KEEP_SCORE: Final = 0.7
 #: YuNet sweeps the whole frame (``yunet_sweep``) at a stream's first full pass, after each
 #: cut, and at one full pass in this many (0: never; docs/benchmarks.md, "YuNet's sweep").
 SWEEP_EVERY: Final = 3
+#: A face YuNet finds again around a followed face's last box is that face from this IoU with
+#: it: a face moves little from one frame to the next, and YuNet's square around a small face
+#: can hold a larger one beside it (docs/benchmarks.md, "YuNet's sweep").
+YUNET_AGAIN_IOU: Final = 0.5
 #: Streams whose faces are followed; the least recently seen beyond this is forgotten.
 MAX_STREAMS: Final = 256
 
@@ -195,7 +199,8 @@ class TrackingDetector:
         missing = [i for i in range(len(followed)) if i not in again]
         boxes = [followed[i].box_xywh for i in missing]
         for i, by_blazeface in zip(missing, find_again(self._quick, frame_bgr, boxes), strict=True):
-            found = by_blazeface or self._yunet_again(frame_bgr, followed[i].box_xywh)
+            others = [face for j, face in enumerate(followed) if j != i]
+            found = by_blazeface or self._yunet_again(frame_bgr, followed[i].box_xywh, others)
             if found is None:
                 return None
             again[i] = found[0]
@@ -239,7 +244,7 @@ class TrackingDetector:
             if by_blazeface is not None and by_blazeface[1] >= KEEP_SCORE:
                 again = by_blazeface
             else:
-                again = yunet = self._yunet_again(frame_bgr, face.box_xywh)
+                again = yunet = self._yunet_again(frame_bgr, face.box_xywh, [*found, *kept])
             if again is None or _pairs([again[0]], [*found, *kept]):
                 continue
             kept.append(again[0]._replace(track_id=face.track_id, age=face.age + 1))
@@ -248,15 +253,21 @@ class TrackingDetector:
         return kept, by_yunet
 
     def _yunet_again(
-        self, frame_bgr: ImageU8, box_xywh: tuple[int, int, int, int]
+        self,
+        frame_bgr: ImageU8,
+        box_xywh: tuple[int, int, int, int],
+        others: Sequence[DetectedFace],
     ) -> tuple[DetectedFace, float] | None:
         """YuNet's face around ``box_xywh`` at its sweep's score (``YuNetSweep.find_again``),
-        where the full pass has YuNet's sweep; None otherwise."""
+        overlapping it by ``YUNET_AGAIN_IOU`` and none of the ``others`` (the frame's other
+        faces) by ``SAME_FACE_IOU``, where the full pass has YuNet's sweep; None otherwise."""
         sweep = self._full.sweep
         if sweep is None:
             return None
-        found = sweep.find_again(frame_bgr, box_xywh, SAME_FACE_IOU)
-        return None if found is None else (found.face, found.score)
+        found = sweep.find_again(frame_bgr, box_xywh, YUNET_AGAIN_IOU)
+        if found is None or _pairs([found.face], others):
+            return None
+        return found.face, found.score
 
     def _identify(
         self, found: Sequence[DetectedFace], known: Sequence[DetectedFace]

@@ -203,6 +203,20 @@ def test_a_face_only_yunet_finds_is_followed_by_yunet(
     assert detector.detect(np.full((480, 640, 3), 90, np.uint8), "cam") == []
 
 
+def test_yunet_finds_a_followed_face_again_only_where_it_was_and_no_other_face_is(
+    astronaut_bgr: np.ndarray, tracking: TrackingDetector
+) -> None:
+    frame = _frame(astronaut_bgr, (200, 100))
+    (face,) = tracking.detect(frame, "cam")
+    x, y, w, h = face.box_xywh
+    assert tracking._yunet_again(frame, face.box_xywh, []) is not None
+    # A smaller face's box on hers (IoU 0.42): YuNet's square holds her face, not that one.
+    small = (x + round(0.175 * w), y + round(0.175 * h), round(0.65 * w), round(0.65 * h))
+    assert tracking._yunet_again(frame, small, []) is None
+    # Her face is another followed face's already: not this one's.
+    assert tracking._yunet_again(frame, face.box_xywh, [face]) is None
+
+
 def test_without_the_sweep_a_face_blazeface_misses_is_not_found(
     astronaut_bgr: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
