@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: YuNet's lowest score for a face the sweep adds (docs/benchmarks.md, "YuNet's sweep").
-SWEEP_SCORE: Final = 0.7
+SWEEP_SCORE: Final = 0.8
 #: Frames wider than this are swept at this width (YuNet's time grows with the area).
 SWEEP_WIDTH: Final = 640
 #: A face is looked for again in the square of this many times its side, at this many pixels
