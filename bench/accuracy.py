@@ -33,7 +33,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -186,16 +186,20 @@ def build_scenes(
 
 
 def worker_prepare(
-    detector_name: str, classifier: Any, framing: Any = None
+    detector_name: str,
+    classifier: Any,
+    framing: Any = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Callable[[Any, str, int], Any]:
     """``prepare(scene, stream_id, seq)``: the scene's JPEG through the worker's
-    ``prepare_frame`` (decode, detect, crop) with ``detector_name`` and its fitted framing
-    (or ``framing``), as a frame of that stream would arrive."""
+    ``prepare_frame`` (decode, detect, crop) with ``detector_name`` (its config's ``options``
+    where given, else the defaults) and its fitted framing (or ``framing``), as a frame of that
+    stream would arrive."""
     from shared.messages import FrameHeader
     from stages.detectors import build_detector, framing_for
     from stages.faces import prepare_frame
 
-    detector = build_detector(detector_name)
+    detector = build_detector(detector_name, **(options or {}))
     chosen = framing or framing_for(detector_name)
 
     def prepare(scene: Any, stream_id: str, seq: int) -> Any:
@@ -247,9 +251,11 @@ def follow(
     streams: Sequence[Sequence[Any]],
     classifier: Any,
     mirror: MirrorPolicy | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Followed:
-    """Each of ``streams`` (frames in order) as one stream through the worker's detector,
-    classifier and tracker at their default settings (the views of each face as ``mirror``
+    """Each of ``streams`` (frames in order) as one stream through the worker's detector (its
+    config's ``options`` where given), classifier and tracker at their default settings (the
+    views of each face as ``mirror``
     chooses, else as the worker's default; a followed face classified every
     ``classify_every`` frames, which ``EMOJIFY_WORKER_CLASSIFY_EVERY`` sets); the frames' results,
     streams in order. The per-frame argmax is every face's own at every frame (the same views,
@@ -261,7 +267,7 @@ def follow(
     from stages.tracker import tracker_for
 
     settings = WorkerSettings()
-    prepare = worker_prepare(detector_name, classifier)
+    prepare = worker_prepare(detector_name, classifier, options=options)
     tracker = tracker_for(settings)
     out = Followed([], [], [])
     for number, frames in enumerate(streams):

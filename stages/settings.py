@@ -60,9 +60,9 @@ class FaceSettings(ServiceSettings):
         default=3,
         ge=0,
         le=1000,
-        description="blazeface_tracking: YuNet sweeps the whole frame for the faces BlazeFace "
-        "misses at a stream's first full pass, after each cut and at one full pass in this "
-        "many (0: never).",
+        description="YuNet sweeps the whole frame for the faces BlazeFace misses at one full "
+        "pass in this many (0: never): blazeface, one frame in this many; blazeface_tracking, "
+        "one of its full passes in this many and each stream's first and one after each cut.",
     )
     min_face_px: int = Field(
         default=40, ge=8, le=2048, description="Smallest face side to detect, in frame pixels."

@@ -138,7 +138,7 @@ class BlazeFaceDetector:
         model_path: Path | None = None,
         tiled: bool = False,
         second_look: bool | None = None,
-        sweep: bool | None = None,
+        sweep_every: int | None = None,
     ) -> None:
         path = model_path or ASSETS / MODEL_FILES[variant]
         if not path.is_file():
@@ -167,9 +167,14 @@ class BlazeFaceDetector:
         )
         #: The last look at the unsure faces the second look keeps (None without looks).
         self.yunet = YuNetLook() if self._looks else None
-        #: YuNet on the whole frame for the faces the pass misses (with second looks, unless
-        #: told otherwise).
-        self.sweep = YuNetSweep() if (self._looks if sweep is None else sweep) else None
+        #: YuNet on the whole frame for the faces the pass misses, one frame in ``sweep_every``
+        #: (with second looks 1 unless told otherwise; 0: never).
+        every = (1 if self._looks else 0) if sweep_every is None else sweep_every
+        if every < 0:
+            raise ValueError(f"expected sweep_every >= 0, found {sweep_every}")
+        self.sweep = YuNetSweep() if every else None
+        self._sweep_every = max(every, 1)
+        self._frames = 0
         self._box_fit = BOX_FIT[variant]
         self._min_face_px = min_face_px
         self._tiled = tiled
@@ -180,8 +185,9 @@ class BlazeFaceDetector:
     def detect(
         self, frame_bgr: ImageU8, stream_id: str = "", *, sweep: bool = True
     ) -> list[DetectedFace]:
-        """The faces in the frame; YuNet's sweep adds its own where this detector has one and
-        ``sweep`` asks for it (a caller that detects often may sweep now and then)."""
+        """The faces in the frame; YuNet's sweep adds its own one frame in ``sweep_every``,
+        where this detector has a sweep and ``sweep`` asks for it (a caller that knows better,
+        the tracker, builds it with 1 and says when)."""
         height, width = frame_bgr.shape[:2]
         if self._tiled:
             sources, jobs = tile_jobs(frame_bgr, self._spec.input_size)
@@ -200,7 +206,9 @@ class BlazeFaceDetector:
                 if self._looks and candidates:
                     candidates = self._second_look(sorted(sources, key=lambda s: s[0]), candidates)
                 faces = [candidate.face for candidate in candidates]
-            if sweep and self.sweep is not None:
+            self._frames += 1
+            due = (self._frames - 1) % self._sweep_every == 0
+            if sweep and due and self.sweep is not None:
                 faces = add_swept(self.sweep, frame_bgr, faces, self._min_face_px)
         return faces
 

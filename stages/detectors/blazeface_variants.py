@@ -10,6 +10,7 @@ from pydantic import Field
 from ..framing import Framing
 from .blazeface import BlazeFaceDetector
 from .registry import DetectorConfig, register
+from .yunet_sweep import SWEEP_EVERY
 
 __all__ = ["BLAZEFACE_FRAMING", "BlazeFaceConfig"]
 
@@ -22,6 +23,10 @@ class BlazeFaceConfig(DetectorConfig):
     #: Cores BlazeFace uses (0: all; tiled, one single-threaded interpreter per core, at most
     #: four): the worker's ``tf_threads``.
     tf_threads: int = Field(default=0, ge=0, le=256)
+    #: YuNet sweeps the whole frame at one full pass in this many (0: never; ``yunet_sweep``):
+    #: for ``blazeface`` one frame in this many, for ``blazeface_tracking`` one of its full
+    #: passes in this many and every first one and one after a cut.
+    sweep_every: int = Field(default=SWEEP_EVERY, ge=0, le=1000)
 
 
 @register(
@@ -32,7 +37,11 @@ class BlazeFaceConfig(DetectorConfig):
 )
 def _tiled(config: BlazeFaceConfig) -> BlazeFaceDetector:
     return BlazeFaceDetector(
-        "short", min_face_px=config.min_face_px, threads=config.tf_threads, tiled=True
+        "short",
+        min_face_px=config.min_face_px,
+        threads=config.tf_threads,
+        tiled=True,
+        sweep_every=config.sweep_every,
     )
 
 

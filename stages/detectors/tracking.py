@@ -43,7 +43,7 @@ from .blazeface_variants import BLAZEFACE_FRAMING, BlazeFaceConfig
 from .registry import register
 from .second_look import CANDIDATE_SCORE, SURE_SCORE
 from .tiler import TILE_FRACTIONS, tile_regions
-from .yunet_sweep import YuNetSweep
+from .yunet_sweep import SWEEP_EVERY, YuNetSweep
 
 __all__ = [
     "KEEP_SCORE",
@@ -67,9 +67,6 @@ SAME_FACE_IOU: Final = 0.3
 #: A followed face the full pass misses stays where one model pass on its surroundings finds
 #: it again at least this sure (docs/benchmarks.md, "Tracking").
 KEEP_SCORE: Final = 0.7
-#: YuNet sweeps the whole frame (``yunet_sweep``) at a stream's first full pass, after each
-#: cut, and at one full pass in this many (0: never; docs/benchmarks.md, "YuNet's sweep").
-SWEEP_EVERY: Final = 3
 #: A face YuNet finds again around a followed face's last box is that face from this IoU with
 #: it: a face moves little from one frame to the next, and YuNet's square around a small face
 #: can hold a larger one beside it (docs/benchmarks.md, "YuNet's sweep").
@@ -336,8 +333,6 @@ def _pairs(found: Sequence[DetectedFace], known: Sequence[DetectedFace]) -> dict
 class TrackingConfig(BlazeFaceConfig):
     #: Frames of a stream between two full passes.
     full_every: int = Field(default=10, ge=1, le=1000)
-    #: YuNet sweeps the frame at one full pass in this many, and after each cut (0: never).
-    sweep_every: int = Field(default=SWEEP_EVERY, ge=0, le=1000)
 
 
 # The tiled detector's boxes, and in between the same network's around each face.
@@ -351,7 +346,8 @@ class TrackingConfig(BlazeFaceConfig):
 def _tracking(config: TrackingConfig) -> TrackingDetector:
     size, threads = config.min_face_px, config.tf_threads
     return TrackingDetector(
-        BlazeFaceDetector("short", min_face_px=size, threads=threads, tiled=True),
+        # Its sweeps are the tracker's to call (``sweep_every`` here is per stream).
+        BlazeFaceDetector("short", min_face_px=size, threads=threads, tiled=True, sweep_every=1),
         BlazeFaceDetector(
             "short",
             min_face_px=size,

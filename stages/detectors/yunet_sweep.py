@@ -25,6 +25,7 @@ from .ssd import NESTED_INSIDE, NMS_IOU
 from .yunet_look import MODEL_PATH, open_yunet
 
 __all__ = [
+    "SWEEP_EVERY",
     "SWEEP_SCORE",
     "SWEEP_WIDTH",
     "YUNET_BOX_FIT",
@@ -33,6 +34,9 @@ __all__ = [
     "add_swept",
 ]
 
+#: The detectors sweep one full pass in this many (and the tracker a stream's first and one
+#: after each cut; docs/benchmarks.md, "YuNet's sweep").
+SWEEP_EVERY: Final = 3
 #: YuNet's lowest score for a face the sweep adds (docs/benchmarks.md, "YuNet's sweep").
 SWEEP_SCORE: Final = 0.8
 #: Frames wider than this are swept at this width (YuNet's time grows with the area).

@@ -220,7 +220,7 @@ def test_yunet_finds_a_followed_face_again_only_where_it_was_and_no_other_face_i
 def test_without_the_sweep_a_face_blazeface_misses_is_not_found(
     astronaut_bgr: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    full = _blind(BlazeFaceDetector("short", tiled=True, sweep=False), monkeypatch)
+    full = _blind(BlazeFaceDetector("short", tiled=True, sweep_every=0), monkeypatch)
     quick = BlazeFaceDetector("short", tiled=True, second_look=False, min_score=CANDIDATE_SCORE)
     detector = TrackingDetector(full, _blind(quick, monkeypatch))
     assert detector.full_sweep is None

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 def test_the_sweep_boxes_a_face_as_blazeface_does(astronaut_bgr: np.ndarray) -> None:
     sweep = YuNetSweep()
     (swept,) = sweep.faces(astronaut_bgr, min_face_px=40)
-    (blazeface,) = BlazeFaceDetector("short", tiled=True, sweep=False).detect(astronaut_bgr)
+    (blazeface,) = BlazeFaceDetector("short", tiled=True, sweep_every=0).detect(astronaut_bgr)
     assert iou_xywh(swept.face.box_xywh, ASTRONAUT_FACE_XYWH) >= 0.5, swept
     assert iou_xywh(swept.face.box_xywh, blazeface.box_xywh) >= 0.7, (swept, blazeface)
     assert swept.score >= 0.8
@@ -49,6 +49,18 @@ def test_the_full_pass_adds_the_faces_only_the_sweep_finds(
     assert iou_xywh(swept.box_xywh, found.box_xywh) >= 0.7
     assert detector.sweep.faces_added == 1
     assert detector.detect(astronaut_bgr, sweep=False) == []
+
+
+def test_the_untracked_detector_sweeps_one_frame_in_sweep_every(
+    astronaut_bgr: np.ndarray,
+) -> None:
+    detector = BlazeFaceDetector("short", tiled=True, sweep_every=3)
+    for _ in range(7):
+        assert len(detector.detect(astronaut_bgr)) == 1
+    assert detector.sweep is not None and detector.sweep.sweeps == 3  # frames 1, 4 and 7
+    assert BlazeFaceDetector("short", tiled=True, sweep_every=0).sweep is None
+    with pytest.raises(ValueError, match="sweep_every"):
+        BlazeFaceDetector("short", tiled=True, sweep_every=-1)
 
 
 class _Given(YuNetSweep):
