@@ -344,7 +344,11 @@ def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(
     data = write_fer_folder(tmp_path / "fer", per_class=10)
     run_dir, carry, log_path = tmp_path / "run", tmp_path / "carry", tmp_path / "campaign.log"
     args = ["--data", str(data), "--teacher", str(tiny_model_path), "--init", ""]
-    args += ["--batch-size", "8", "--epochs", "6", "--carry", str(carry)]
+    # Epochs of about a second: enough of them that the signal, sent once two are on disk,
+    # lands mid-run even when this process is held up for seconds (it once came only after
+    # all six of an earlier version had finished).
+    epochs = 20
+    args += ["--batch-size", "8", "--epochs", str(epochs), "--carry", str(carry)]
     args += ["--run-dir", str(run_dir)]
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
@@ -365,8 +369,8 @@ def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(
     log = log_path.read_text()
     assert "stopped by SIGTERM" in log and "Traceback" not in log, log
     kept = _history_epochs(run_dir)
-    assert kept == list(range(len(kept))) and 2 <= len(kept) < 6, kept
-    assert f"epoch {len(kept)} of 6" in log, "the stop says where the run is"
+    assert kept == list(range(len(kept))) and 2 <= len(kept) < epochs, kept
+    assert f"epoch {len(kept)} of {epochs}" in log, "the stop says where the run is"
     # What is on disk is whole epochs: the checkpoint has taken as many optimizer steps as
     # the history has epochs of them, and the carried state is the run's.
     steps = _optimizer_steps(run_dir)
@@ -374,8 +378,8 @@ def test_a_signal_stops_the_campaign_with_its_whole_epochs_kept_and_carried(
     assert _history_epochs(carry) == kept
     # It goes on from there, to the end.
     assert campaign.main(args) == 0
-    assert _history_epochs(run_dir) == list(range(6))
-    assert _optimizer_steps(run_dir) == 6 * steps // len(kept)
+    assert _history_epochs(run_dir) == list(range(epochs))
+    assert _optimizer_steps(run_dir) == epochs * steps // len(kept)
 
 
 def _optimizer_steps(run_dir: Path) -> int:
