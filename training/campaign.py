@@ -16,7 +16,8 @@ copied to ``--carry`` (``models/campaign/`` in the repository, committed), so a 
 the run folder continues from there instead of starting again. ``training.train --export-only
 --run-dir RUN`` writes the served model file from the best checkpoint, as for any run.
 
-SIGINT or SIGTERM stops the run at once: the epoch under way is abandoned, the run folder keeps
+SIGINT or SIGTERM stops the run at once (in training, at the end of the batch under way, never
+inside TensorFlow): the epoch under way is abandoned, the run folder keeps
 every whole epoch (an epoch's files are written before the signal is taken), its state is
 carried, and the command exits with 128 + the signal's number.
 
@@ -299,17 +300,19 @@ def fit_campaign(
         if rho not in trainers:
             trainers[rho] = sharpness_aware(student, rho)
             log.info("sharpness-aware steps of radius %g from epoch %d", rho, epoch + 1)
-        result = trainers[rho].fit(
-            faces[order],
-            targets[order],
-            sample_weight=sample_weight[order],
-            batch_size=train_config.batch_size,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            shuffle=False,
-            validation_data=(val.images, val_targets),
-            verbose=0,
-        )
+        with stop.held():  # a signal stops the epoch at a batch's end, not inside TensorFlow
+            result = trainers[rho].fit(
+                faces[order],
+                targets[order],
+                sample_weight=sample_weight[order],
+                batch_size=train_config.batch_size,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                shuffle=False,
+                validation_data=(val.images, val_targets),
+                verbose=0,
+                callbacks=[_stop_at_batch_ends(stop)],
+            )
         row = {key: float(values[-1]) for key, values in result.history.items()}
         row["epoch"] = epoch
         row["seconds"] = round(time.monotonic() - started, 1)
@@ -334,6 +337,20 @@ def fit_campaign(
             row["seconds"],
         )
     return done
+
+
+def _stop_at_batch_ends(stop: StopOnSignal) -> Any:
+    """A Keras callback that stops ``fit`` at the end of a batch when a signal came."""
+    import keras
+
+    class StopAtBatchEnds(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            stop.check()
+
+        def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            stop.check()
+
+    return StopAtBatchEnds()
 
 
 def restart_config(train_config: TrainConfig, restart: Restart) -> TrainConfig:

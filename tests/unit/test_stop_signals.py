@@ -40,3 +40,20 @@ def test_writes_without_a_signal_go_on_and_an_earlier_signal_is_not_taken_twice(
         with stop.writing():  # carrying the state after the stop: no second Stopped
             pass
         assert stop.signum == signal.SIGINT
+
+
+def test_a_held_signal_stops_at_the_next_check_or_at_the_end() -> None:
+    steps = []
+    with StopOnSignal() as stop, pytest.raises(Stopped) as stopped, stop.held():
+        stop.check()  # nothing came yet
+        steps.append("batch 1")
+        os.kill(os.getpid(), signal.SIGTERM)
+        steps.append("the batch under way ends")
+        stop.check()
+        steps.append("never: batch 2")
+    assert steps == ["batch 1", "the batch under way ends"]
+    assert stopped.value.signum == signal.SIGTERM
+    with StopOnSignal() as stop, pytest.raises(Stopped), stop.held():
+        os.kill(os.getpid(), signal.SIGINT)
+        steps.append("no check in the block")
+    assert steps[-1] == "no check in the block"
