@@ -10,6 +10,7 @@ library only, so that installing it costs nothing.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -19,11 +20,15 @@ __all__ = ["exit_on_stop_signal"]
 
 def _exit(signum: int, _frame: FrameType | None) -> None:
     print(f"{signal.Signals(signum).name} while starting: stopping", file=sys.stderr, flush=True)
-    raise SystemExit(0)
+    # Not SystemExit: raised wherever the signal lands, an exception can break a native
+    # module's import half-way (pydantic-core's Rust code panicked so, printing a traceback),
+    # and nothing is open yet that an unwinding would close.
+    os._exit(0)
 
 
 def exit_on_stop_signal() -> None:
-    """Until the service installs its own handlers, SIGTERM or SIGINT raise ``SystemExit(0)``
-    (nothing is open yet: sockets and sources come after the service's handlers)."""
+    """Until the service installs its own handlers, SIGTERM or SIGINT end the process at once
+    with status 0 (nothing is open yet: sockets and sources come after the service's
+    handlers)."""
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
