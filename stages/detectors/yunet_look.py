@@ -19,13 +19,22 @@ from typing import Final
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from shared.image import BoxXYWH, ImageU8, iou_matrix_xywh
 
 from .base import DetectorError
 from .second_look import context_square
 
-__all__ = ["MODEL_PATH", "UNSURE_SCORE", "YuNetLook", "open_yunet"]
+__all__ = [
+    "CONTEXT",
+    "MODEL_PATH",
+    "SIZE",
+    "UNSURE_SCORE",
+    "YuNetLook",
+    "open_yunet",
+    "yunet_around",
+]
 
 MODEL_PATH: Final = (
     Path(__file__).resolve().parents[1] / "assets" / "yunet" / "face_detection_yunet_2023mar.onnx"
@@ -54,6 +63,23 @@ def open_yunet(path: Path, size_wh: tuple[int, int], score: float) -> cv2.FaceDe
         raise DetectorError(f"YuNet model could not be loaded: {path}: {error}") from error
 
 
+def yunet_around(
+    net: cv2.FaceDetectorYN, frame_bgr: ImageU8, box_xywh: BoxXYWH
+) -> npt.NDArray[np.float64]:
+    """YuNet's rows (N, 15: box, five landmarks, score) on the square of ``CONTEXT`` x the
+    box's side around it at ``SIZE`` px (``net`` made for that size), boxes in frame pixels."""
+    x, y, w, h = box_xywh
+    square, scale, (left, top) = context_square(
+        frame_bgr, np.array([x, y, x + w, y + h], np.float64), CONTEXT, SIZE
+    )
+    _, rows = net.detect(square)
+    if rows is None:
+        return np.zeros((0, 15), np.float64)
+    found = np.asarray(rows, np.float64)
+    found[:, :4] = found[:, :4] / scale + [left, top, 0, 0]
+    return found
+
+
 class YuNetLook:
     """``finds(frame, box)``: whether YuNet finds a face on ``box`` in its surroundings.
 
@@ -69,14 +95,9 @@ class YuNetLook:
         """Whether YuNet finds a face overlapping ``box_xywh`` (frame pixels) by ``YUNET_IOU``
         in the square of ``CONTEXT`` x its side around it."""
         self.looks_taken += 1
-        x, y, w, h = box_xywh
-        square, scale, (left, top) = context_square(
-            frame_bgr, np.array([x, y, x + w, y + h], np.float64), CONTEXT, SIZE
+        rows = yunet_around(self._net, frame_bgr, box_xywh)
+        found = len(rows) > 0 and bool(
+            iou_matrix_xywh([box_xywh], rows[:, :4])[0].max() >= YUNET_IOU
         )
-        _, rows = self._net.detect(square)
-        found = rows is not None and len(rows) > 0
-        if found:
-            boxes = np.asarray(rows, np.float64)[:, :4] / scale + [left, top, 0, 0]
-            found = bool(iou_matrix_xywh([box_xywh], boxes)[0].max() >= YUNET_IOU)
         self.faces_dropped += not found
         return found

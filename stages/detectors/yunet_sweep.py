@@ -17,12 +17,11 @@ from typing import Final, NamedTuple
 
 import numpy as np
 
-from shared.image import BoxXYWH, ImageU8, iou_matrix_xywh, overlap_matrix_xyxy, shrink
+from shared.image import BoxXYWH, ImageU8, iou_matrix_xywh, shrink
 
 from .base import DetectedFace, square_box_xywh
-from .second_look import context_square
-from .ssd import NESTED_INSIDE, NMS_IOU
-from .yunet_look import MODEL_PATH, open_yunet
+from .ssd import NESTED_INSIDE, NMS_IOU, outside_stronger
+from .yunet_look import MODEL_PATH, SIZE, open_yunet, yunet_around
 
 __all__ = [
     "SWEEP_EVERY",
@@ -41,10 +40,6 @@ SWEEP_EVERY: Final = 3
 SWEEP_SCORE: Final = 0.8
 #: Frames wider than this are swept at this width (YuNet's time grows with the area).
 SWEEP_WIDTH: Final = 640
-#: A face is looked for again in the square of this many times its side, at this many pixels
-#: (as in YuNet's look at the unsure faces, ``yunet_look``).
-NEAR_CONTEXT: Final = 2.0
-NEAR_SIZE: Final = 128
 #: YuNet's box (forehead to chin, not square) -> the square box the BlazeFace detectors report:
 #: side x 0.98 of its mean side, centre 0.063 of that side higher (``square_box_xywh``); the
 #: medians over 540 faces both found on train/ scenes (docs/benchmarks.md, "YuNet's sweep").
@@ -69,7 +64,8 @@ class YuNetSweep:
     ) -> None:
         self._width = width
         self._net = open_yunet(path, (width, width * 3 // 4), score)
-        self._near = open_yunet(path, (NEAR_SIZE, NEAR_SIZE), score)
+        # A face is looked for again as YuNet's look at the unsure faces looks (``yunet_look``).
+        self._near = open_yunet(path, (SIZE, SIZE), score)
         self.sweeps = 0
         self.faces_added = 0
         self.found_again = 0
@@ -98,22 +94,14 @@ class YuNetSweep:
         return out
 
     def find_again(self, frame_bgr: ImageU8, box_xywh: BoxXYWH, min_iou: float) -> SweptFace | None:
-        """The face YuNet finds in the square of ``NEAR_CONTEXT`` x the box's side around it
-        (at ``NEAR_SIZE`` px) that overlaps the box most, by ``min_iou`` or more; None where
-        there is none."""
-        x, y, w, h = box_xywh
-        square, scale, (left, top) = context_square(
-            frame_bgr, np.array([x, y, x + w, y + h], np.float64), NEAR_CONTEXT, NEAR_SIZE
-        )
-        _, rows = self._near.detect(square)
-        if rows is None:
-            return None
+        """The face YuNet finds in the square around the box (``yunet_around``) that overlaps
+        the box most, by ``min_iou`` or more; None where there is none."""
         height, width = frame_bgr.shape[:2]
         best: SweptFace | None = None
         best_iou = min_iou
-        for row in np.asarray(rows, np.float64):
-            found = (row[:4] / scale + [left, top, 0, 0]).tolist()
-            face_box = square_box_xywh(tuple(found), *YUNET_BOX_FIT, (width, height))
+        for row in yunet_around(self._near, frame_bgr, box_xywh):
+            x, y, w, h = (float(v) for v in row[:4])
+            face_box = square_box_xywh((x, y, w, h), *YUNET_BOX_FIT, (width, height))
             if face_box is None:
                 continue
             overlap = float(iou_matrix_xywh([box_xywh], [face_box])[0, 0])
@@ -138,12 +126,11 @@ def add_swept(
 
 
 def _apart(box_xywh: BoxXYWH, others_xywh: Sequence[BoxXYWH]) -> bool:
+    """The pass's own two rules against ``others_xywh`` (faces it keeps): no IoU of
+    ``NMS_IOU``, and not nested (``ssd.outside_stronger``, the others as the stronger)."""
     if not others_xywh:
         return True
     if iou_matrix_xywh([box_xywh], others_xywh)[0].max() >= NMS_IOU:
         return False
-    corners = [(x, y, x + w, y + h) for x, y, w, h in [box_xywh, *others_xywh]]
-    shared = overlap_matrix_xyxy(corners[:1], corners[1:])[0]
-    areas = np.array([max(1, w * h) for _, _, w, h in others_xywh], np.float64)
-    smaller = np.minimum(areas, max(1, box_xywh[2] * box_xywh[3]))
-    return bool((shared < NESTED_INSIDE * smaller).all())
+    corners = [(x, y, x + w, y + h) for x, y, w, h in [*others_xywh, box_xywh]]
+    return bool(outside_stronger(corners, NESTED_INSIDE)[-1])
